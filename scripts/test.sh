@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs the whole test suite (ctest labels: unit, model).
+# Extra arguments go to ctest, e.g. `scripts/test.sh -L unit`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh build
+cd build
+exec ctest --output-on-failure --timeout 600 -j"$(nproc)" "$@"

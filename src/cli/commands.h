@@ -1,0 +1,12 @@
+#pragma once
+// The kvstream subcommands. Each Add*Command registers a CLI11 subcommand and its callback.
+
+#include <CLI/CLI.hpp>
+
+namespace kvs {
+
+void AddMakeModelCommand(CLI::App& app);
+void AddDemoCommand(CLI::App& app);
+void AddBenchCommand(CLI::App& app);
+
+}  // namespace kvs

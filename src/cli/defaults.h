@@ -1,0 +1,26 @@
+#pragma once
+// Where kvstream keeps generated things, and the embedded default model.
+
+#include <string>
+
+#include "common/status.h"
+#include "engine/model_maker.h"
+
+namespace kvs {
+
+// $KVSTREAM_CACHE, else $XDG_CACHE_HOME/kvstream, else ~/.cache/kvstream.
+std::string CacheDir();
+
+// The default model of `kvstream demo`: a SmolLM2-135M-shaped twin with random weights (Q8_0).
+inline constexpr const char* kDefaultShape = "smollm2-135m";
+
+// Returns the path of a cached shape twin, making it first (with a progress bar) when missing.
+Result<std::string> EnsureShapeTwin(const std::string& shape, WeightType type);
+
+// Median of a list of figures (0 for an empty list).
+double Median(std::vector<double> values);
+
+// Parses "512,2048,8192"; kInvalidArgument on anything else.
+Result<std::vector<int>> ParseIntList(const std::string& text);
+
+}  // namespace kvs

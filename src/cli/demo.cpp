@@ -1,0 +1,160 @@
+// `kvstream demo`: several market sessions fed live bars; at growing context sizes each session
+// is asked a question on the stateful path (only the question and answer are computed) and on
+// the stateless path (the whole context is prefilled again, as a conventional engine does).
+
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/defaults.h"
+#include "common/progress.h"
+#include "feed/market.h"
+#include "runtime/engine.h"
+
+namespace kvs {
+namespace {
+
+struct DemoOptions {
+    std::string model;  // empty: the embedded default twin
+    int n_sessions = 4;
+    std::string checkpoints = "256,512,1024,2048";
+    int max_tokens = 16;
+    int n_threads = 0;
+    std::uint64_t seed = 42;
+};
+
+struct Checkpoint {
+    int n_context = 0;  // mean tokens per session when asked
+    std::vector<double> stateful_ms;
+    std::vector<double> stateless_ms;
+    int n_equal = 0;    // sessions whose two answers were identical
+};
+
+std::string Prefix(const std::string& symbol) {
+    return "Live 1-minute bars for " + symbol +
+           " follow, one per line: time, o=open h=high l=low c=close v=volume.\n";
+}
+
+std::string QuestionFor(const std::string& symbol) {
+    return "\nQ: Is " + symbol + " trending up or down, and what was the last close?\nA:";
+}
+
+// Streams one bar to every session that is below `target` tokens; returns false when all are.
+bool StreamRound(Engine& engine, SyntheticFeed& feed, const std::vector<SessionId>& ids,
+                 int target) {
+    std::vector<AppendRequest> appends;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (engine.Info(ids[i])->n_tokens < target) {
+            appends.push_back({ids[i], RenderBar(feed.NextBar(i))});
+        }
+    }
+    for (const auto& r : engine.AppendMany(appends)) {
+        KV_CHECK(r.ok(), "demo append failed: " + r.status().ToString());
+    }
+    return !appends.empty();
+}
+
+Checkpoint AskEverySession(Engine& engine, const std::vector<SessionId>& ids,
+                           const std::vector<std::string>& symbols, int max_tokens) {
+    Checkpoint c;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        QueryOptions q;
+        q.question = QuestionFor(symbols[i]);
+        q.max_tokens = max_tokens;
+        q.stop = {"\n"};
+        const Answer stateful = *engine.Query(ids[i], q);
+        const Answer stateless = *engine.QueryStateless(*engine.SessionTokens(ids[i]), q);
+        c.n_context += stateful.timings.n_context_tokens / static_cast<int>(ids.size());
+        c.stateful_ms.push_back(stateful.timings.total_ms);
+        c.stateless_ms.push_back(stateless.timings.total_ms);
+        c.n_equal += stateful.tokens == stateless.tokens ? 1 : 0;
+    }
+    return c;
+}
+
+void PrintTable(const std::vector<Checkpoint>& rows, int n_sessions) {
+    std::printf("\n%9s  %13s  %14s  %8s  %13s\n", "context", "stateful ms", "stateless ms",
+                "speedup", "same answer");
+    for (const auto& r : rows) {
+        const double a = Median(r.stateful_ms);
+        const double b = Median(r.stateless_ms);
+        std::printf("%9d  %13.1f  %14.1f  %7.1fx  %9d of %d\n", r.n_context, a, b,
+                    a > 0 ? b / a : 0.0, r.n_equal, n_sessions);
+    }
+    std::printf("(medians over sessions; context = tokens per session when the question came)\n");
+}
+
+void RunDemo(const DemoOptions& o) {
+    auto checkpoints = ParseIntList(o.checkpoints);
+    if (!checkpoints.ok()) {
+        throw std::runtime_error("--checkpoints: " + checkpoints.status().message());
+    }
+    std::string model = o.model;
+    if (model.empty()) {
+        auto made = EnsureShapeTwin(kDefaultShape, WeightType::kQ8_0);
+        if (!made.ok()) {
+            throw std::runtime_error(made.status().ToString());
+        }
+        model = *made;
+    }
+    EngineOptions eo;
+    eo.model_path = model;
+    eo.n_sessions = o.n_sessions;
+    eo.n_ctx_session = checkpoints->back() + 256;
+    eo.n_threads = o.n_threads;
+    auto engine = Engine::Open(eo);
+    if (!engine.ok()) {
+        throw std::runtime_error(engine.status().ToString());
+    }
+    Engine& e = **engine;
+    std::printf("kvstream demo: %s (%s), %d sessions, %d threads\n", model.c_str(),
+                e.model().Description().c_str(), o.n_sessions, e.context().n_threads());
+
+    SyntheticFeed feed(DefaultSymbols(), o.seed);
+    std::vector<std::string> symbols;
+    std::vector<SessionId> ids;
+    for (int i = 0; i < o.n_sessions; ++i) {
+        symbols.push_back(feed.symbols()[static_cast<std::size_t>(i) % feed.symbols().size()]);
+        auto id = e.CreateSession({.prefix = Prefix(symbols.back())});
+        KV_CHECK(id.ok(), id.status().ToString());
+        ids.push_back(*id);
+    }
+
+    std::vector<Checkpoint> rows;
+    ProgressBar bar("streaming and asking", static_cast<std::size_t>(checkpoints->back()));
+    for (int target : *checkpoints) {
+        while (StreamRound(e, feed, ids, target)) {
+            bar.Update(static_cast<std::size_t>(e.Info(ids[0])->n_tokens), "tokens per session");
+        }
+        rows.push_back(AskEverySession(e, ids, symbols, o.max_tokens));
+        bar.Update(static_cast<std::size_t>(target),
+                   "asked at " + std::to_string(rows.back().n_context) + " tokens");
+    }
+    bar.Finish();
+    PrintTable(rows, o.n_sessions);
+}
+
+}  // namespace
+
+void AddDemoCommand(CLI::App& app) {
+    auto o = std::make_shared<DemoOptions>();
+    CLI::App* cmd = app.add_subcommand(
+        "demo", "Stream market bars into sessions and compare stateful and stateless query latency");
+    cmd->add_option("--model", o->model, "GGUF model (default: a SmolLM2-135M shape twin, made once)");
+    cmd->add_option("--sessions", o->n_sessions, "Sessions streamed side by side")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    cmd->add_option("--checkpoints", o->checkpoints, "Context sizes (tokens) at which to ask")
+        ->capture_default_str();
+    cmd->add_option("--max-tokens", o->max_tokens, "Answer length limit")
+        ->check(CLI::Range(1, 256))
+        ->capture_default_str();
+    cmd->add_option("--threads", o->n_threads, "Threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--seed", o->seed, "Seed of the synthetic feed")->capture_default_str();
+    cmd->callback([o] { RunDemo(*o); });
+}
+
+}  // namespace kvs

@@ -1,0 +1,17 @@
+#pragma once
+// KV_CHECK: a broken invariant (a bug, not bad input) aborts with file, line and a message.
+
+#include <string>
+
+namespace kvs {
+
+[[noreturn]] void CheckFailed(const char* file, int line, const char* cond, const std::string& msg);
+
+}  // namespace kvs
+
+#define KV_CHECK(cond, msg)                                     \
+    do {                                                        \
+        if (!(cond)) [[unlikely]] {                             \
+            ::kvs::CheckFailed(__FILE__, __LINE__, #cond, msg); \
+        }                                                       \
+    } while (false)

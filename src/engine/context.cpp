@@ -1,0 +1,113 @@
+#include "engine/context.h"
+
+#include <llama.h>
+
+#include <string>
+#include <thread>
+
+#include "engine/batch.h"
+#include "engine/model.h"
+
+namespace kvs {
+namespace {
+
+constexpr int kCellAlign = 256;  // libllama pads split-mode streams to this many cells
+
+Status ValidateOptions(const ContextOptions& o) {
+    if (o.n_seq_max < 1 || o.n_seq_max > 256) {
+        return InvalidArgument("n_seq_max must be 1..256, got " + std::to_string(o.n_seq_max));
+    }
+    if (o.n_ctx_seq < 16) {
+        return InvalidArgument("n_ctx_seq must be at least 16, got " + std::to_string(o.n_ctx_seq));
+    }
+    if (o.n_batch < 1 || o.n_ubatch < 1 || o.n_ubatch > o.n_batch) {
+        return InvalidArgument("need 1 <= n_ubatch <= n_batch");
+    }
+    if (o.n_threads < 0) {
+        return InvalidArgument("n_threads must be >= 0");
+    }
+    return Status::Ok();
+}
+
+}  // namespace
+
+Status DecodeStatus(int rc) {
+    switch (rc) {
+        case 0: return Status::Ok();
+        case 1: return Status(StatusCode::kResourceExhausted, "no KV cache room for the batch");
+        case 2: return Status(StatusCode::kAborted, "decode aborted");
+        case -1: return InvalidArgument("libllama rejected the batch as invalid");
+        case -2: return Internal("decode could not allocate compute memory");
+        case -3: return Internal("decode compute failed");
+        default: return Internal("llama_decode returned " + std::to_string(rc));
+    }
+}
+
+Result<std::unique_ptr<Context>> Context::Create(const Model& model, const ContextOptions& options) {
+    KV_RETURN_IF_ERROR(ValidateOptions(options));
+    const int n_ctx_seq = (options.n_ctx_seq + kCellAlign - 1) / kCellAlign * kCellAlign;
+    const int n_threads = options.n_threads > 0
+                              ? options.n_threads
+                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+    llama_context_params p = llama_context_default_params();
+    p.n_seq_max = static_cast<uint32_t>(options.n_seq_max);
+    p.n_ctx = static_cast<uint32_t>(n_ctx_seq * (options.kv_unified ? 1 : options.n_seq_max));
+    p.n_batch = static_cast<uint32_t>(options.n_batch);
+    p.n_ubatch = static_cast<uint32_t>(options.n_ubatch);
+    p.n_threads = n_threads;
+    p.n_threads_batch = n_threads;
+    p.flash_attn_type = options.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED
+                                           : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    p.kv_unified = options.kv_unified;
+    p.no_perf = true;
+
+    llama_context* ctx = llama_init_from_model(model.raw(), p);
+    if (ctx == nullptr) {
+        return Status(StatusCode::kUnavailable, "libllama could not create a context");
+    }
+    return std::unique_ptr<Context>(new Context(ctx, options, model.n_vocab()));
+}
+
+Context::Context(llama_context* ctx, const ContextOptions& options, int n_vocab)
+    : ctx_(ctx),
+      options_(options),
+      n_seq_max_(static_cast<int>(llama_n_seq_max(ctx))),
+      n_ctx_seq_(static_cast<int>(llama_n_ctx_seq(ctx))),
+      n_batch_(static_cast<int>(llama_n_batch(ctx))),
+      n_vocab_(n_vocab),
+      n_threads_(static_cast<int>(llama_n_threads(ctx))) {}
+
+Context::~Context() { llama_free(ctx_); }
+
+Status Context::Decode(Batch& batch) {
+    if (batch.empty()) {
+        return InvalidArgument("empty batch");
+    }
+    if (batch.size() > n_batch_) {
+        return TooLarge("batch of " + std::to_string(batch.size()) + " tokens exceeds n_batch " +
+                        std::to_string(n_batch_));
+    }
+    return DecodeStatus(llama_decode(ctx_, batch.raw()));
+}
+
+bool Context::RemoveTokens(SeqId seq, Pos p0, Pos p1) {
+    return llama_memory_seq_rm(llama_get_memory(ctx_), seq, p0, p1);
+}
+
+void Context::ClearSequence(SeqId seq) {
+    const bool ok = llama_memory_seq_rm(llama_get_memory(ctx_), seq, -1, -1);
+    KV_CHECK(ok, "removing a whole sequence cannot fail");
+}
+
+Pos Context::SeqPosMax(SeqId seq) const {
+    return llama_memory_seq_pos_max(llama_get_memory(ctx_), seq);
+}
+
+std::span<const float> Context::Logits(int batch_index) const {
+    const float* logits = llama_get_logits_ith(ctx_, batch_index);
+    KV_CHECK(logits != nullptr, "no logits for batch entry " + std::to_string(batch_index));
+    return {logits, static_cast<std::size_t>(n_vocab_)};
+}
+
+}  // namespace kvs

@@ -1,0 +1,90 @@
+#include "engine/model.h"
+
+#include <llama.h>
+
+#include <filesystem>
+
+#include "common/utf8.h"
+
+namespace kvs {
+
+Result<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(options.path, ec)) {
+        return NotFound("model file not found: " + options.path);
+    }
+    llama_model_params params = llama_model_default_params();
+    params.n_gpu_layers = options.n_gpu_layers;
+    llama_model* model = llama_model_load_from_file(options.path.c_str(), params);
+    if (model == nullptr) {
+        return Status(StatusCode::kUnavailable, "libllama could not load model " + options.path);
+    }
+    return std::unique_ptr<Model>(new Model(model, options.path));
+}
+
+Model::Model(llama_model* model, std::string path)
+    : model_(model), vocab_(llama_model_get_vocab(model)), path_(std::move(path)) {}
+
+Model::~Model() { llama_model_free(model_); }
+
+Result<Tokens> Model::Tokenize(std::string_view text, bool add_bos) const {
+    if (!IsValidUtf8(text)) {
+        return InvalidArgument("text is not valid UTF-8");
+    }
+    if (text.size() > static_cast<std::size_t>(INT32_MAX / 2)) {
+        return TooLarge("text too large to tokenize");
+    }
+    const auto n_text = static_cast<int32_t>(text.size());
+    // A token covers at least one byte, plus BOS: n_text + 2 always suffices.
+    Tokens tokens(text.size() + 2);
+    const int32_t n = llama_tokenize(vocab_, text.data(), n_text, tokens.data(),
+                                     static_cast<int32_t>(tokens.size()), add_bos,
+                                     /*parse_special=*/false);
+    KV_CHECK(n >= 0, "llama_tokenize needed more room than n_bytes + 2");
+    tokens.resize(static_cast<std::size_t>(n));
+    return tokens;
+}
+
+std::string Model::Piece(Token token) const {
+    char buf[256];
+    int32_t n = llama_token_to_piece(vocab_, token, buf, sizeof(buf), /*lstrip=*/0,
+                                     /*special=*/false);
+    if (n >= 0) {
+        return std::string(buf, static_cast<std::size_t>(n));
+    }
+    std::string big(static_cast<std::size_t>(-n), '\0');
+    n = llama_token_to_piece(vocab_, token, big.data(), -n, 0, false);
+    KV_CHECK(n >= 0, "llama_token_to_piece failed twice");
+    big.resize(static_cast<std::size_t>(n));
+    return big;
+}
+
+std::string Model::Detokenize(std::span<const Token> tokens) const {
+    std::string text;
+    for (Token t : tokens) {
+        text += Piece(t);
+    }
+    return text;
+}
+
+bool Model::IsEndOfGeneration(Token token) const { return llama_vocab_is_eog(vocab_, token); }
+
+bool Model::AddsBos() const { return llama_vocab_get_add_bos(vocab_); }
+
+Token Model::Bos() const { return llama_vocab_bos(vocab_); }
+
+int Model::n_vocab() const { return llama_vocab_n_tokens(vocab_); }
+
+int Model::n_ctx_train() const { return llama_model_n_ctx_train(model_); }
+
+std::uint64_t Model::n_params() const { return llama_model_n_params(model_); }
+
+std::uint64_t Model::size_bytes() const { return llama_model_size(model_); }
+
+std::string Model::Description() const {
+    char buf[256];
+    const int32_t n = llama_model_desc(model_, buf, sizeof(buf));
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("unknown");
+}
+
+}  // namespace kvs

@@ -1,0 +1,111 @@
+#pragma once
+// One question being answered on one KV sequence: prefill its prompt, sample, stop, report.
+// A QueryRun is a small state machine driven by the runtime, one decode step at a time, so many
+// runs share each batch:
+//
+//     while (!run.done()) { run.Schedule(batch, budget); context.Decode(batch); run.Consume(...); }
+//
+// It only appends to its sequence from `start_pos`; the runtime rolls the sequence back to
+// `start_pos` afterwards, which leaves the session exactly as before the query.
+// Thread: the engine thread.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/tokens.h"
+#include "engine/sampler.h"
+#include "query/stop_strings.h"
+
+namespace kvs {
+
+class Batch;
+class Context;
+class Model;
+
+struct QueryOptions {
+    std::string question;
+    int max_tokens = 64;             // 1..kMaxAnswerTokens
+    std::vector<std::string> stop;   // the answer ends before the first of these
+    SamplingParams sampling;         // greedy by default
+    bool keep_logits = false;        // record each step's logits (tests, diagnostics)
+    bool ignore_eog = false;         // generate exactly max_tokens (benchmarks)
+};
+
+inline constexpr int kMaxAnswerTokens = 4096;
+inline constexpr int kMaxStopStrings = 8;
+
+// kInvalidArgument for an empty or invalid-UTF-8 question, max_tokens out of range, bad stop
+// strings or sampling parameters.
+Status ValidateQuery(const QueryOptions& options);
+
+enum class StopReason { kEndOfGeneration, kStopString, kMaxTokens };
+
+const char* StopReasonName(StopReason reason);
+
+struct QueryTimings {
+    int n_context_tokens = 0;  // tokens already in the sequence before the prompt
+    int n_prompt_tokens = 0;   // tokens this query prefilled
+    int n_answer_tokens = 0;
+    double prefill_ms = 0;     // start to first answer token
+    double decode_ms = 0;      // first to last answer token
+    double total_ms = 0;
+};
+
+struct Answer {
+    std::string text;
+    Tokens tokens;
+    StopReason stop_reason = StopReason::kMaxTokens;
+    std::uint64_t version = 0;  // session version the answer is about (0 for stateless)
+    QueryTimings timings;
+    std::vector<std::vector<float>> step_logits;  // when keep_logits
+};
+
+class QueryRun {
+public:
+    // `prompt` is prefilled at positions start_pos.. of `seq`; options must pass ValidateQuery.
+    QueryRun(SeqId seq, Pos start_pos, Tokens prompt, const QueryOptions& options);
+
+    // Adds this run's next tokens to `batch`, at most `budget` of them; returns how many.
+    int Schedule(Batch& batch, int budget);
+
+    // After the batch was decoded: samples if this run asked for logits.
+    void Consume(const Context& context, const Model& model);
+
+    bool done() const { return phase_ == Phase::kDone; }
+
+    SeqId seq() const { return seq_; }
+
+    Pos start_pos() const { return start_pos_; }
+
+    // The finished answer (done() must hold).
+    Answer TakeAnswer();
+
+private:
+    enum class Phase { kPrefill, kDecode, kDone };
+    using Clock = std::chrono::steady_clock;
+
+    void Accept(Token token, const Model& model);
+
+    SeqId seq_;
+    Pos start_pos_;
+    Tokens prompt_;
+    int max_tokens_;
+    bool keep_logits_;
+    bool ignore_eog_;
+    Sampler sampler_;
+    StopMatcher stop_;
+    Phase phase_ = Phase::kPrefill;
+    int n_prompt_done_ = 0;
+    Pos next_pos_;
+    Token pending_ = -1;    // last sampled token, decoded in the next step
+    int logits_index_ = -1; // batch entry whose logits this run reads, -1 when none
+    Answer answer_;
+    Clock::time_point started_ = Clock::now();
+    Clock::time_point first_token_;
+};
+
+}  // namespace kvs

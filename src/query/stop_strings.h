@@ -1,0 +1,26 @@
+#pragma once
+// Stop-string detection over generated text.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvs {
+
+class StopMatcher {
+public:
+    explicit StopMatcher(std::vector<std::string> stops);
+
+    // Byte offset of the earliest occurrence of any stop string in `text`, or npos. Only the
+    // region that the last `n_new` bytes could complete is searched.
+    std::size_t Find(std::string_view text, std::size_t n_new) const;
+
+    bool empty() const { return stops_.empty(); }
+
+private:
+    std::vector<std::string> stops_;
+    std::size_t max_len_ = 0;
+};
+
+}  // namespace kvs

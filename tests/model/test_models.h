@@ -1,0 +1,38 @@
+#pragma once
+// Models for the `model` tests: stories260K (real trained weights, read from ../shared) and a
+// small shape twin (SmolLM2-135M's layer shape and a real GPT-2 BPE tokenizer, 4 layers, random
+// weights, Q8_0), generated once into KVSTREAM_TEST_MODEL_DIR.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.h"
+
+namespace kvs::test {
+
+inline constexpr const char* kStories = "stories260K";
+inline constexpr const char* kTwin = "smollm2-twin";
+
+// Every model the invariance tests run on.
+std::vector<std::string> TestModelNames();
+
+// The model's path; fails the current test with a clear message when it is missing.
+std::string ModelPath(const std::string& name);
+
+// Options for a test engine: 17 sessions of 1024 cells, n_batch 128, 1 thread.
+EngineOptions TestOptions(const std::string& name);
+
+// Opens an engine; fails the test (and returns null) when it cannot.
+std::unique_ptr<Engine> OpenEngine(const EngineOptions& options);
+
+// Deterministic data text number `i`: story sentences and market bar lines, varied per i.
+std::string DataText(int i);
+
+// A question in the model's idiom.
+std::string Question(int i);
+
+// The largest absolute difference between two equally long logit vectors.
+float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
+
+}  // namespace kvs::test
