@@ -5,7 +5,8 @@
 #
 # Usage: scripts/build_llama.sh [--cuda] [--with-tools]
 #   --cuda        build the CUDA backend too (needs nvcc)
-#   --with-tools  also build llama-bench and llama-server (for benchmarks)
+#   --with-tools  build llama-bench instead (for benchmarks); prints the build folder, whose
+#                 bin/ holds it
 # Env:   KVSTREAM_CACHE (default: ${XDG_CACHE_HOME:-$HOME/.cache}/kvstream)
 # Prints the install prefix on the last line of stdout.
 set -euo pipefail
@@ -78,17 +79,22 @@ if [ "$cuda" = ON ] && ! command -v nvcc >/dev/null; then
   exit 1
 fi
 
+if [ "$tools" = ON ]; then
+  # Tools (llama-bench for the benchmark floor) are built, not installed: the build folder is the
+  # cached artifact, and the binaries find their libraries through the build tree's RPATH.
+  echo "llama.cpp $kCommit: building llama-bench into $prefix (several minutes, once per machine)" >&2
+  cmake -S "$tree" -B "$prefix" -G Ninja "${flags[@]}" >&2
+  cmake --build "$prefix" -j"$(nproc)" --target llama-bench >&2
+  touch "$prefix/.complete"
+  echo "$prefix"
+  exit 0
+fi
+
 build="$work/build-$key"
 echo "llama.cpp $kCommit: building into $prefix (takes a few minutes once per machine)" >&2
 cmake -S "$tree" -B "$build" -G Ninja "${flags[@]}" -DCMAKE_INSTALL_PREFIX="$prefix" >&2
 cmake --build "$build" -j"$(nproc)" >&2
 cmake --install "$build" >&2
-if [ "$tools" = ON ]; then
-  mkdir -p "$prefix/bin"
-  for t in llama-bench llama-server; do
-    [ -f "$build/bin/$t" ] && cp "$build/bin/$t" "$prefix/bin/"
-  done
-fi
 # Real tokenizers without weights, for `kvstream make-model` shape twins.
 mkdir -p "$prefix/share/llama-vocab"
 cp "$tree"/models/ggml-vocab-*.gguf "$prefix/share/llama-vocab/"

@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 #   libcli11-dev                       command-line parsing
 #   googletest                         the test suite (GoogleTest / GoogleMock sources and CMake config)
 #   libgtest-dev                       prebuilt GoogleTest libraries
+#   clang-format                       the lint test checks formatting (.clang-format)
 packages=(build-essential cmake ninja-build git nodejs npm openssl ca-certificates
-          libcli11-dev googletest libgtest-dev)
+          libcli11-dev googletest libgtest-dev clang-format)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -3,17 +3,17 @@
 // depths. The same token counts as `llama-bench -p Q -n A -d D`, whose figure is the floor.
 // Results go to stdout as a table and, with --json, to a file for docs/benchmarks.md.
 
+#include "cli/commands.h"
+#include "cli/defaults.h"
+#include "feed/market.h"
+#include "runtime/engine.h"
+
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "cli/commands.h"
-#include "cli/defaults.h"
-#include "feed/market.h"
-#include "runtime/engine.h"
 
 namespace kvs {
 namespace {
@@ -25,6 +25,7 @@ struct BenchOptions {
     int n_answer = 16;
     int reps = 5;
     int stateless_reps = 2;
+    int n_gpu_layers = 0;
     int n_threads = 2;
     bool flash_attn = false;
     std::string json;
@@ -49,8 +50,8 @@ Tokens MarketTokens(const Engine& e, int n) {
 
 // A question text that tokenizes to exactly n tokens (words are added one by one).
 std::string QuestionOfLength(const Engine& e, int n) {
-    static const char* kWords[] = {" What", " is", " the", " trend", " of", " BTC", " and",
-                                   " ETH", " over", " last", " hour", " price", " volume"};
+    static const char* kWords[] = {" What", " is",   " the",  " trend", " of",    " BTC",   " and",
+                                   " ETH",  " over", " last", " hour",  " price", " volume"};
     std::string q = "Q:";
     for (std::size_t i = 0; i < 10'000; ++i) {
         const std::string next = q + kWords[i % 13];
@@ -71,6 +72,7 @@ DepthResult RunDepth(const BenchOptions& o, int depth) {
     eo.n_sessions = 1;
     eo.n_ctx_session = depth + o.n_question + o.n_answer + 8;
     eo.n_threads = o.n_threads;
+    eo.n_gpu_layers = o.n_gpu_layers;
     eo.flash_attn = o.flash_attn;
     auto opened = Engine::Open(eo);
     if (!opened.ok()) {
@@ -165,6 +167,8 @@ void AddBenchCommand(CLI::App& app) {
     cmd->add_option("--answer-tokens", o->n_answer, "Answer length")->capture_default_str();
     cmd->add_option("--reps", o->reps, "Stateful repetitions")->capture_default_str();
     cmd->add_option("--stateless-reps", o->stateless_reps, "Stateless repetitions")
+        ->capture_default_str();
+    cmd->add_option("--gpu-layers", o->n_gpu_layers, "Layers offloaded to a GPU backend, if built")
         ->capture_default_str();
     cmd->add_option("--threads", o->n_threads, "Threads")->capture_default_str();
     cmd->add_flag("--flash-attn", o->flash_attn, "Use the flash-attention kernel");

@@ -1,13 +1,13 @@
 #include "cli/defaults.h"
 
+#include "common/progress.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <sstream>
-
-#include "common/progress.h"
 
 namespace kvs {
 
@@ -23,8 +23,7 @@ std::string CacheDir() {
 }
 
 Result<std::string> EnsureShapeTwin(const std::string& shape, WeightType type) {
-    const std::string path =
-        CacheDir() + "/models/" + shape + "-" + WeightTypeName(type) + ".gguf";
+    const std::string path = CacheDir() + "/models/" + shape + "-" + WeightTypeName(type) + ".gguf";
     if (std::filesystem::exists(path)) {
         return path;
     }

@@ -1,10 +1,10 @@
 #pragma once
 // Where kvstream keeps generated things, and the embedded default model.
 
-#include <string>
-
 #include "common/status.h"
 #include "engine/model_maker.h"
+
+#include <string>
 
 namespace kvs {
 

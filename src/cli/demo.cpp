@@ -2,17 +2,20 @@
 // is asked a question on the stateful path (only the question and answer are computed) and on
 // the stateless path (the whole context is prefilled again, as a conventional engine does).
 
-#include <cstdio>
-#include <memory>
-#include <stdexcept>
-#include <string>
-#include <vector>
-
 #include "cli/commands.h"
 #include "cli/defaults.h"
 #include "common/progress.h"
 #include "feed/market.h"
 #include "runtime/engine.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace kvs {
 namespace {
@@ -22,15 +25,61 @@ struct DemoOptions {
     int n_sessions = 4;
     std::string checkpoints = "256,512,1024,2048";
     int max_tokens = 16;
+    int n_gpu_layers = 0;
     int n_threads = 0;
     std::uint64_t seed = 42;
+    std::vector<std::string> csv;  // real bars instead of the synthetic feed
+};
+
+// Bars for each session: real bars from CSV files (session i replays file i mod n, from the
+// start again when it runs out) or the synthetic feed (session i follows symbol i mod n).
+class BarSource {
+public:
+    BarSource(const std::vector<std::string>& csv_paths, std::uint64_t seed)
+        : feed_(DefaultSymbols(), seed) {
+        for (const auto& arg : csv_paths) {
+            // SYMBOL=PATH, or PATH (the symbol is then the file name's stem).
+            const std::size_t eq = arg.find('=');
+            const std::string path = eq == std::string::npos ? arg : arg.substr(eq + 1);
+            const std::string symbol = eq == std::string::npos
+                                           ? std::filesystem::path(path).stem().string()
+                                           : arg.substr(0, eq);
+            auto bars = LoadCsvBars(path, symbol);
+            if (!bars.ok()) {
+                throw std::runtime_error("--csv " + path + ": " + bars.status().ToString());
+            }
+            if (bars->empty()) {
+                throw std::runtime_error("--csv " + path + ": no bars");
+            }
+            files_.push_back(std::move(bars).value());
+        }
+    }
+
+    std::string Symbol(std::size_t session) const {
+        return files_.empty() ? feed_.symbols()[session % feed_.symbols().size()]
+                              : files_[session % files_.size()].front().symbol;
+    }
+
+    Bar Next(std::size_t session) {
+        if (files_.empty()) {
+            return feed_.NextBar(session % feed_.symbols().size());
+        }
+        const auto& bars = files_[session % files_.size()];
+        std::size_t& next = next_[session];
+        return bars[next++ % bars.size()];
+    }
+
+private:
+    SyntheticFeed feed_;
+    std::vector<std::vector<Bar>> files_;
+    std::map<std::size_t, std::size_t> next_;
 };
 
 struct Checkpoint {
     int n_context = 0;  // mean tokens per session when asked
     std::vector<double> stateful_ms;
     std::vector<double> stateless_ms;
-    int n_equal = 0;    // sessions whose two answers were identical
+    int n_equal = 0;  // sessions whose two answers were identical
 };
 
 std::string Prefix(const std::string& symbol) {
@@ -43,12 +92,11 @@ std::string QuestionFor(const std::string& symbol) {
 }
 
 // Streams one bar to every session that is below `target` tokens; returns false when all are.
-bool StreamRound(Engine& engine, SyntheticFeed& feed, const std::vector<SessionId>& ids,
-                 int target) {
+bool StreamRound(Engine& engine, BarSource& source, const std::vector<SessionId>& ids, int target) {
     std::vector<AppendRequest> appends;
     for (std::size_t i = 0; i < ids.size(); ++i) {
         if (engine.Info(ids[i])->n_tokens < target) {
-            appends.push_back({ids[i], RenderBar(feed.NextBar(i))});
+            appends.push_back({ids[i], RenderBar(source.Next(i))});
         }
     }
     for (const auto& r : engine.AppendMany(appends)) {
@@ -57,8 +105,10 @@ bool StreamRound(Engine& engine, SyntheticFeed& feed, const std::vector<SessionI
     return !appends.empty();
 }
 
-Checkpoint AskEverySession(Engine& engine, const std::vector<SessionId>& ids,
-                           const std::vector<std::string>& symbols, int max_tokens) {
+Checkpoint AskEverySession(Engine& engine,
+                           const std::vector<SessionId>& ids,
+                           const std::vector<std::string>& symbols,
+                           int max_tokens) {
     Checkpoint c;
     for (std::size_t i = 0; i < ids.size(); ++i) {
         QueryOptions q;
@@ -92,6 +142,7 @@ void RunDemo(const DemoOptions& o) {
     if (!checkpoints.ok()) {
         throw std::runtime_error("--checkpoints: " + checkpoints.status().message());
     }
+    BarSource source(o.csv, o.seed);  // fails early on a bad --csv
     std::string model = o.model;
     if (model.empty()) {
         auto made = EnsureShapeTwin(kDefaultShape, WeightType::kQ8_0);
@@ -105,6 +156,7 @@ void RunDemo(const DemoOptions& o) {
     eo.n_sessions = o.n_sessions;
     eo.n_ctx_session = checkpoints->back() + 256;
     eo.n_threads = o.n_threads;
+    eo.n_gpu_layers = o.n_gpu_layers;
     auto engine = Engine::Open(eo);
     if (!engine.ok()) {
         throw std::runtime_error(engine.status().ToString());
@@ -113,25 +165,33 @@ void RunDemo(const DemoOptions& o) {
     std::printf("kvstream demo: %s (%s), %d sessions, %d threads\n", model.c_str(),
                 e.model().Description().c_str(), o.n_sessions, e.context().n_threads());
 
-    SyntheticFeed feed(DefaultSymbols(), o.seed);
     std::vector<std::string> symbols;
     std::vector<SessionId> ids;
     for (int i = 0; i < o.n_sessions; ++i) {
-        symbols.push_back(feed.symbols()[static_cast<std::size_t>(i) % feed.symbols().size()]);
+        symbols.push_back(source.Symbol(static_cast<std::size_t>(i)));
         auto id = e.CreateSession({.prefix = Prefix(symbols.back())});
         KV_CHECK(id.ok(), id.status().ToString());
         ids.push_back(*id);
     }
 
+    // Progress units: tokens streamed per session, plus each checkpoint's size for its questions
+    // (the stateless answers cost in proportion to the context).
+    std::size_t total = static_cast<std::size_t>(checkpoints->back());
+    for (int c : *checkpoints) {
+        total += static_cast<std::size_t>(c);
+    }
     std::vector<Checkpoint> rows;
-    ProgressBar bar("streaming and asking", static_cast<std::size_t>(checkpoints->back()));
+    std::size_t asked = 0;
+    ProgressBar bar("demo", total);
     for (int target : *checkpoints) {
-        while (StreamRound(e, feed, ids, target)) {
-            bar.Update(static_cast<std::size_t>(e.Info(ids[0])->n_tokens), "tokens per session");
+        while (StreamRound(e, source, ids, target)) {
+            const auto streamed = static_cast<std::size_t>(e.Info(ids[0])->n_tokens);
+            bar.Update(std::min(streamed, static_cast<std::size_t>(target)) + asked,
+                       "streaming bars");
         }
+        bar.Update(static_cast<std::size_t>(target) + asked, "asking at " + std::to_string(target));
         rows.push_back(AskEverySession(e, ids, symbols, o.max_tokens));
-        bar.Update(static_cast<std::size_t>(target),
-                   "asked at " + std::to_string(rows.back().n_context) + " tokens");
+        asked += static_cast<std::size_t>(target);
     }
     bar.Finish();
     PrintTable(rows, o.n_sessions);
@@ -142,8 +202,10 @@ void RunDemo(const DemoOptions& o) {
 void AddDemoCommand(CLI::App& app) {
     auto o = std::make_shared<DemoOptions>();
     CLI::App* cmd = app.add_subcommand(
-        "demo", "Stream market bars into sessions and compare stateful and stateless query latency");
-    cmd->add_option("--model", o->model, "GGUF model (default: a SmolLM2-135M shape twin, made once)");
+        "demo",
+        "Stream market bars into sessions and compare stateful and stateless query latency");
+    cmd->add_option("--model", o->model,
+                    "GGUF model (default: a SmolLM2-135M shape twin, made once)");
     cmd->add_option("--sessions", o->n_sessions, "Sessions streamed side by side")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();
@@ -152,8 +214,14 @@ void AddDemoCommand(CLI::App& app) {
     cmd->add_option("--max-tokens", o->max_tokens, "Answer length limit")
         ->check(CLI::Range(1, 256))
         ->capture_default_str();
+    cmd->add_option("--gpu-layers", o->n_gpu_layers, "Layers offloaded to a GPU backend, if built")
+        ->capture_default_str();
     cmd->add_option("--threads", o->n_threads, "Threads (0: all cores)")->capture_default_str();
     cmd->add_option("--seed", o->seed, "Seed of the synthetic feed")->capture_default_str();
+    cmd->add_option("--csv", o->csv,
+                    "Stream real bars from CSV files instead, as [SYMBOL=]PATH (e.g. "
+                    "ETH=../shared/data/market/03_crypto_bars_ta4j/binanceus_ethusd_5m_20230313_"
+                    "20230315.csv); session i replays file i mod n");
     cmd->callback([o] { RunDemo(*o); });
 }
 

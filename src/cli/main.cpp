@@ -1,16 +1,17 @@
 // kvstream: a stateful inference engine for streaming data (see README.md).
 
+#include "cli/commands.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
 
-#include "cli/commands.h"
-
 int main(int argc, char** argv) {
     CLI::App app{
         "kvstream: persistent per-session KV caches for streaming data.\n"
-        "Data is prefilled as it arrives; a question computes only its own and its answer's tokens."};
+        "Data is prefilled as it arrives; a question computes only its own and its answer's "
+        "tokens."};
     app.require_subcommand(1);
     kvs::AddDemoCommand(app);
     kvs::AddMakeModelCommand(app);

@@ -2,25 +2,26 @@
 // Expected failures are values: Status (no payload) and Result<T> (a T or a Status).
 // Broken invariants are not values: they abort through KV_CHECK (common/check.h).
 
+#include "common/check.h"
+
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
 
-#include "common/check.h"
-
 namespace kvs {
 
 enum class StatusCode : std::uint8_t {
     kOk = 0,
-    kInvalidArgument,   // malformed input: empty, invalid UTF-8, bad option value
-    kNotFound,          // unknown session or file
-    kContextFull,       // the session's context cannot hold the work (the message says how much room is left)
-    kTooLarge,          // input larger than a fixed limit (batch size, body size)
-    kResourceExhausted, // no free slot or memory now; may succeed later
-    kAborted,           // work was cancelled
-    kUnavailable,       // model or backend cannot run the work
-    kInternal,          // a library call failed unexpectedly
+    kInvalidArgument,  // malformed input: empty, invalid UTF-8, bad option value
+    kNotFound,         // unknown session or file
+    kContextFull,  // the session's context cannot hold the work (the message says how much room is
+                   // left)
+    kTooLarge,     // input larger than a fixed limit (batch size, body size)
+    kResourceExhausted,  // no free slot or memory now; may succeed later
+    kAborted,            // work was cancelled
+    kUnavailable,        // model or backend cannot run the work
+    kInternal,           // a library call failed unexpectedly
 };
 
 // A short stable name for a code: "invalid_argument", "context_full", ...
@@ -116,10 +117,10 @@ private:
 }  // namespace kvs
 
 // Return early from a function returning Status or Result<T> when `expr` (a Status) failed.
-#define KV_RETURN_IF_ERROR(expr)             \
-    do {                                     \
-        ::kvs::Status kv_status_ = (expr);   \
-        if (!kv_status_.ok()) {              \
-            return kv_status_;               \
-        }                                    \
+#define KV_RETURN_IF_ERROR(expr)           \
+    do {                                   \
+        ::kvs::Status kv_status_ = (expr); \
+        if (!kv_status_.ok()) {            \
+            return kv_status_;             \
+        }                                  \
     } while (false)

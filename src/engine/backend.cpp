@@ -9,7 +9,8 @@
 namespace kvs {
 namespace {
 
-std::atomic<int> g_min_level{GGML_LOG_LEVEL_WARN};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+std::atomic<int> g_min_level{
+    GGML_LOG_LEVEL_WARN};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 
 void LogToStderr(ggml_log_level level, const char* text, void* /*user*/) {
     // CONT lines continue the previous message; keep them only in verbose mode.
@@ -28,9 +29,15 @@ void LogToStderr(ggml_log_level level, const char* text, void* /*user*/) {
 
 void InitBackend(LibraryLogLevel level) {
     switch (level) {
-        case LibraryLogLevel::kQuiet: g_min_level = GGML_LOG_LEVEL_ERROR; break;
-        case LibraryLogLevel::kWarnings: g_min_level = GGML_LOG_LEVEL_WARN; break;
-        case LibraryLogLevel::kVerbose: g_min_level = GGML_LOG_LEVEL_DEBUG; break;
+        case LibraryLogLevel::kQuiet:
+            g_min_level = GGML_LOG_LEVEL_ERROR;
+            break;
+        case LibraryLogLevel::kWarnings:
+            g_min_level = GGML_LOG_LEVEL_WARN;
+            break;
+        case LibraryLogLevel::kVerbose:
+            g_min_level = GGML_LOG_LEVEL_DEBUG;
+            break;
     }
     static std::once_flag once;
     std::call_once(once, [] {

@@ -1,4 +1,5 @@
 #pragma once
+
 // Process-wide libllama setup. Thread: call from the main thread before any other engine call.
 
 namespace kvs {

@@ -1,10 +1,10 @@
 #include "engine/batch.h"
 
+#include "common/check.h"
+
 #include <llama.h>
 
 #include <string>
-
-#include "common/check.h"
 
 namespace kvs {
 
@@ -37,6 +37,8 @@ void Batch::Clear() {
     n_outputs_ = 0;
 }
 
-int Batch::size() const { return batch_->n_tokens; }
+int Batch::size() const {
+    return batch_->n_tokens;
+}
 
 }  // namespace kvs

@@ -2,9 +2,9 @@
 // A token batch for one llama_decode call. Entries for one sequence must be contiguous and in
 // position order (split KV mode builds ubatches per sequence). Thread: the engine thread.
 
-#include <cstdint>
-
 #include "common/tokens.h"
+
+#include <cstdint>
 
 struct llama_batch;
 

@@ -1,12 +1,12 @@
 #include "engine/context.h"
 
+#include "engine/batch.h"
+#include "engine/model.h"
+
 #include <llama.h>
 
 #include <string>
 #include <thread>
-
-#include "engine/batch.h"
-#include "engine/model.h"
 
 namespace kvs {
 namespace {
@@ -33,17 +33,25 @@ Status ValidateOptions(const ContextOptions& o) {
 
 Status DecodeStatus(int rc) {
     switch (rc) {
-        case 0: return Status::Ok();
-        case 1: return Status(StatusCode::kResourceExhausted, "no KV cache room for the batch");
-        case 2: return Status(StatusCode::kAborted, "decode aborted");
-        case -1: return InvalidArgument("libllama rejected the batch as invalid");
-        case -2: return Internal("decode could not allocate compute memory");
-        case -3: return Internal("decode compute failed");
-        default: return Internal("llama_decode returned " + std::to_string(rc));
+        case 0:
+            return Status::Ok();
+        case 1:
+            return Status(StatusCode::kResourceExhausted, "no KV cache room for the batch");
+        case 2:
+            return Status(StatusCode::kAborted, "decode aborted");
+        case -1:
+            return InvalidArgument("libllama rejected the batch as invalid");
+        case -2:
+            return Internal("decode could not allocate compute memory");
+        case -3:
+            return Internal("decode compute failed");
+        default:
+            return Internal("llama_decode returned " + std::to_string(rc));
     }
 }
 
-Result<std::unique_ptr<Context>> Context::Create(const Model& model, const ContextOptions& options) {
+Result<std::unique_ptr<Context>> Context::Create(const Model& model,
+                                                 const ContextOptions& options) {
     KV_RETURN_IF_ERROR(ValidateOptions(options));
     const int n_ctx_seq = (options.n_ctx_seq + kCellAlign - 1) / kCellAlign * kCellAlign;
     const int n_threads = options.n_threads > 0
@@ -57,8 +65,8 @@ Result<std::unique_ptr<Context>> Context::Create(const Model& model, const Conte
     p.n_ubatch = static_cast<uint32_t>(options.n_ubatch);
     p.n_threads = n_threads;
     p.n_threads_batch = n_threads;
-    p.flash_attn_type = options.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED
-                                           : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    p.flash_attn_type =
+        options.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
     p.kv_unified = options.kv_unified;
     p.no_perf = true;
 
@@ -78,7 +86,9 @@ Context::Context(llama_context* ctx, const ContextOptions& options, int n_vocab)
       n_vocab_(n_vocab),
       n_threads_(static_cast<int>(llama_n_threads(ctx))) {}
 
-Context::~Context() { llama_free(ctx_); }
+Context::~Context() {
+    llama_free(ctx_);
+}
 
 Status Context::Decode(Batch& batch) {
     if (batch.empty()) {

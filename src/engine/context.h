@@ -6,11 +6,11 @@
 // token attends only over its own sequence; unified mode shares one pool of cells and makes every
 // token's attention cost grow with all sessions' contexts (docs/architecture.md).
 
-#include <memory>
-#include <span>
-
 #include "common/status.h"
 #include "common/tokens.h"
+
+#include <memory>
+#include <span>
 
 struct llama_context;
 
@@ -20,11 +20,11 @@ class Batch;
 class Model;
 
 struct ContextOptions {
-    int n_seq_max = 4;      // sequences (slots) in the context, 1..256
-    int n_ctx_seq = 4096;   // cells per sequence; rounded up to a multiple of 256 in split mode
-    int n_batch = 512;      // most tokens one Decode() may carry
-    int n_ubatch = 512;     // physical micro-batch
-    int n_threads = 0;      // 0: every hardware thread
+    int n_seq_max = 4;     // sequences (slots) in the context, 1..256
+    int n_ctx_seq = 4096;  // cells per sequence; rounded up to a multiple of 256 in split mode
+    int n_batch = 512;     // most tokens one Decode() may carry
+    int n_ubatch = 512;    // physical micro-batch
+    int n_threads = 0;     // 0: every hardware thread
     bool flash_attn = false;
     bool kv_unified = false;
 };
@@ -32,7 +32,8 @@ struct ContextOptions {
 class Context {
 public:
     // Errors: kInvalidArgument (options out of range), kUnavailable (libllama refused).
-    static Result<std::unique_ptr<Context>> Create(const Model& model, const ContextOptions& options);
+    static Result<std::unique_ptr<Context>> Create(const Model& model,
+                                                   const ContextOptions& options);
 
     ~Context();
     Context(const Context&) = delete;

@@ -1,10 +1,10 @@
 #include "engine/model.h"
 
+#include "common/utf8.h"
+
 #include <llama.h>
 
 #include <filesystem>
-
-#include "common/utf8.h"
 
 namespace kvs {
 
@@ -25,7 +25,9 @@ Result<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) {
 Model::Model(llama_model* model, std::string path)
     : model_(model), vocab_(llama_model_get_vocab(model)), path_(std::move(path)) {}
 
-Model::~Model() { llama_model_free(model_); }
+Model::~Model() {
+    llama_model_free(model_);
+}
 
 Result<Tokens> Model::Tokenize(std::string_view text, bool add_bos) const {
     if (!IsValidUtf8(text)) {
@@ -67,19 +69,33 @@ std::string Model::Detokenize(std::span<const Token> tokens) const {
     return text;
 }
 
-bool Model::IsEndOfGeneration(Token token) const { return llama_vocab_is_eog(vocab_, token); }
+bool Model::IsEndOfGeneration(Token token) const {
+    return llama_vocab_is_eog(vocab_, token);
+}
 
-bool Model::AddsBos() const { return llama_vocab_get_add_bos(vocab_); }
+bool Model::AddsBos() const {
+    return llama_vocab_get_add_bos(vocab_);
+}
 
-Token Model::Bos() const { return llama_vocab_bos(vocab_); }
+Token Model::Bos() const {
+    return llama_vocab_bos(vocab_);
+}
 
-int Model::n_vocab() const { return llama_vocab_n_tokens(vocab_); }
+int Model::n_vocab() const {
+    return llama_vocab_n_tokens(vocab_);
+}
 
-int Model::n_ctx_train() const { return llama_model_n_ctx_train(model_); }
+int Model::n_ctx_train() const {
+    return llama_model_n_ctx_train(model_);
+}
 
-std::uint64_t Model::n_params() const { return llama_model_n_params(model_); }
+std::uint64_t Model::n_params() const {
+    return llama_model_n_params(model_);
+}
 
-std::uint64_t Model::size_bytes() const { return llama_model_size(model_); }
+std::uint64_t Model::size_bytes() const {
+    return llama_model_size(model_);
+}
 
 std::string Model::Description() const {
     char buf[256];

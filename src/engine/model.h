@@ -2,14 +2,14 @@
 // A loaded GGUF model and its tokenizer. Thread-safety: after Load, every method is safe to call
 // from any thread (libllama's tokenizer is thread-safe); the Model must outlive its Contexts.
 
+#include "common/status.h"
+#include "common/tokens.h"
+
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include "common/status.h"
-#include "common/tokens.h"
 
 struct llama_model;
 struct llama_vocab;

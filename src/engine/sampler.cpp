@@ -1,11 +1,11 @@
 #include "engine/sampler.h"
 
+#include "engine/context.h"
+
 #include <llama.h>
 
 #include <cmath>
 #include <utility>
-
-#include "engine/context.h"
 
 namespace kvs {
 

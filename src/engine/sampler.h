@@ -1,11 +1,11 @@
 #pragma once
 // Token selection from a decode's logits. Thread: the engine thread (it reads the Context).
 
-#include <cstdint>
-#include <memory>
-
 #include "common/status.h"
 #include "common/tokens.h"
+
+#include <cstdint>
+#include <memory>
 
 struct llama_sampler;
 

@@ -1,11 +1,11 @@
 #include "query/query.h"
 
-#include <algorithm>
-
 #include "common/utf8.h"
 #include "engine/batch.h"
 #include "engine/context.h"
 #include "engine/model.h"
+
+#include <algorithm>
 
 namespace kvs {
 namespace {
@@ -40,9 +40,12 @@ Status ValidateQuery(const QueryOptions& o) {
 
 const char* StopReasonName(StopReason reason) {
     switch (reason) {
-        case StopReason::kEndOfGeneration: return "eog";
-        case StopReason::kStopString: return "stop";
-        case StopReason::kMaxTokens: return "length";
+        case StopReason::kEndOfGeneration:
+            return "eog";
+        case StopReason::kStopString:
+            return "stop";
+        case StopReason::kMaxTokens:
+            return "length";
     }
     return "unknown";
 }

@@ -9,16 +9,16 @@
 // `start_pos` afterwards, which leaves the session exactly as before the query.
 // Thread: the engine thread.
 
+#include "common/status.h"
+#include "common/tokens.h"
+#include "engine/sampler.h"
+#include "query/stop_strings.h"
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "common/status.h"
-#include "common/tokens.h"
-#include "engine/sampler.h"
-#include "query/stop_strings.h"
 
 namespace kvs {
 
@@ -28,11 +28,11 @@ class Model;
 
 struct QueryOptions {
     std::string question;
-    int max_tokens = 64;             // 1..kMaxAnswerTokens
-    std::vector<std::string> stop;   // the answer ends before the first of these
-    SamplingParams sampling;         // greedy by default
-    bool keep_logits = false;        // record each step's logits (tests, diagnostics)
-    bool ignore_eog = false;         // generate exactly max_tokens (benchmarks)
+    int max_tokens = 64;            // 1..kMaxAnswerTokens
+    std::vector<std::string> stop;  // the answer ends before the first of these
+    SamplingParams sampling;        // greedy by default
+    bool keep_logits = false;       // record each step's logits (tests, diagnostics)
+    bool ignore_eog = false;        // generate exactly max_tokens (benchmarks)
 };
 
 inline constexpr int kMaxAnswerTokens = 4096;
@@ -50,8 +50,8 @@ struct QueryTimings {
     int n_context_tokens = 0;  // tokens already in the sequence before the prompt
     int n_prompt_tokens = 0;   // tokens this query prefilled
     int n_answer_tokens = 0;
-    double prefill_ms = 0;     // start to first answer token
-    double decode_ms = 0;      // first to last answer token
+    double prefill_ms = 0;  // start to first answer token
+    double decode_ms = 0;   // first to last answer token
     double total_ms = 0;
 };
 
@@ -101,8 +101,8 @@ private:
     Phase phase_ = Phase::kPrefill;
     int n_prompt_done_ = 0;
     Pos next_pos_;
-    Token pending_ = -1;    // last sampled token, decoded in the next step
-    int logits_index_ = -1; // batch entry whose logits this run reads, -1 when none
+    Token pending_ = -1;     // last sampled token, decoded in the next step
+    int logits_index_ = -1;  // batch entry whose logits this run reads, -1 when none
     Answer answer_;
     Clock::time_point started_ = Clock::now();
     Clock::time_point first_token_;

@@ -1,9 +1,9 @@
 #include "runtime/engine.h"
 
-#include <algorithm>
-
 #include "engine/backend.h"
 #include "engine/batch.h"
+
+#include <algorithm>
 
 namespace kvs {
 namespace {
@@ -24,7 +24,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
         return InvalidArgument("prefill_chunk_tokens must be 0..n_batch");
     }
     InitBackend();
-    auto model = Model::Load({.path = options.model_path});
+    auto model = Model::Load({.path = options.model_path, .n_gpu_layers = options.n_gpu_layers});
     if (!model.ok()) {
         return model.status();
     }
@@ -43,7 +43,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
         new Engine(options, std::move(model).value(), std::move(context).value()));
 }
 
-Engine::Engine(EngineOptions options, std::unique_ptr<Model> model, std::unique_ptr<Context> context)
+Engine::Engine(EngineOptions options,
+               std::unique_ptr<Model> model,
+               std::unique_ptr<Context> context)
     : options_(std::move(options)),
       model_(std::move(model)),
       context_(std::move(context)),
@@ -156,7 +158,8 @@ std::vector<Result<AppendResult>> Engine::AppendMany(std::span<const AppendReque
         Tokens& pending = planned[r.session];
         const int n_new = static_cast<int>(tok->size());
         if (n_new > s->room() - static_cast<int>(pending.size())) {
-            results.emplace_back(ContextFull(RoomMessage(*s, n_new + static_cast<int>(pending.size()), "append")));
+            results.emplace_back(
+                ContextFull(RoomMessage(*s, n_new + static_cast<int>(pending.size()), "append")));
             continue;
         }
         pending.insert(pending.end(), tok->begin(), tok->end());
@@ -246,7 +249,8 @@ std::vector<Result<Answer>> Engine::QueryMany(std::span<const QueryRequest> requ
     for (std::size_t i = 0; i < requests.size(); ++i) {
         const Session* s = FindSession(requests[i].session);
         if (s == nullptr) {
-            results.emplace_back(NotFound("unknown session " + std::to_string(requests[i].session)));
+            results.emplace_back(
+                NotFound("unknown session " + std::to_string(requests[i].session)));
             continue;
         }
         if (std::find(seen.begin(), seen.end(), s->id) != seen.end()) {
@@ -315,8 +319,13 @@ Result<SessionInfo> Engine::Info(SessionId id) const {
     if (s == nullptr) {
         return NotFound("unknown session " + std::to_string(id));
     }
-    return SessionInfo{s->id,    s->n_tokens(), s->n_prefix_tokens, s->version,
-                       s->n_ctx, s->room(),     context_->SeqPosMax(s->seq) + 1};
+    return SessionInfo{s->id,
+                       s->n_tokens(),
+                       s->n_prefix_tokens,
+                       s->version,
+                       s->n_ctx,
+                       s->room(),
+                       context_->SeqPosMax(s->seq) + 1};
 }
 
 Result<Tokens> Engine::SessionTokens(SessionId id) const {

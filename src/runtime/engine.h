@@ -10,14 +10,6 @@
 // its own and the tokens are concatenated; BOS leads a session when the model's tokenizer wants
 // one. The stateless oracle for a session is exactly SessionTokens(id) + question tokens.
 
-#include <cstdint>
-#include <map>
-#include <memory>
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
 #include "common/status.h"
 #include "common/tokens.h"
 #include "engine/context.h"
@@ -26,16 +18,25 @@
 #include "session/session.h"
 #include "session/slot_pool.h"
 
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
 namespace kvs {
 
 struct EngineOptions {
     std::string model_path;
-    int n_sessions = 8;            // resident sessions (one KV sequence each)
-    int n_ctx_session = 4096;      // cells per session (rounded up to 256)
-    int n_batch = 512;             // most tokens per decode step
-    int prefill_chunk_tokens = 0;  // data tokens per step for a session; 0: n_batch
-    int n_threads = 0;             // 0: all hardware threads
-    bool flash_attn = false;       // measured slower on CPU at depth (docs/benchmarks.md)
+    int n_sessions = 8;                    // resident sessions (one KV sequence each)
+    int n_ctx_session = 4096;              // cells per session (rounded up to 256)
+    int n_batch = 512;                     // most tokens per decode step
+    int prefill_chunk_tokens = 0;          // data tokens per step for a session; 0: n_batch
+    int n_threads = 0;                     // 0: all hardware threads
+    bool flash_attn = false;               // measured slower on CPU at depth (docs/benchmarks.md)
+    int n_gpu_layers = 0;                  // layers offloaded when libllama has a GPU backend
     std::size_t max_text_bytes = 1 << 20;  // one append or prefix
 };
 
@@ -45,12 +46,12 @@ struct SessionOptions {
 
 struct SessionInfo {
     SessionId id = 0;
-    int n_tokens = 0;         // tokens in the KV cache, prefix included
+    int n_tokens = 0;  // tokens in the KV cache, prefix included
     int n_prefix_tokens = 0;
     std::uint64_t version = 0;
-    int n_ctx = 0;            // capacity in tokens
-    int room = 0;             // n_ctx - n_tokens
-    int n_cached = 0;         // tokens the KV cache holds for the session (== n_tokens)
+    int n_ctx = 0;     // capacity in tokens
+    int room = 0;      // n_ctx - n_tokens
+    int n_cached = 0;  // tokens the KV cache holds for the session (== n_tokens)
 };
 
 struct AppendResult {

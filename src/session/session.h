@@ -2,10 +2,10 @@
 // A session: one stream of data kept as a sequence in the KV cache. Plain data; the runtime
 // owns every Session and mutates it only on the engine thread.
 
+#include "common/tokens.h"
+
 #include <cstdint>
 #include <string>
-
-#include "common/tokens.h"
 
 namespace kvs {
 

@@ -1,10 +1,10 @@
 #include "session/slot_pool.h"
 
+#include "common/check.h"
+
 #include <algorithm>
 #include <functional>
 #include <string>
-
-#include "common/check.h"
 
 namespace kvs {
 
@@ -27,8 +27,8 @@ std::optional<SeqId> SlotPool::Acquire() {
 
 void SlotPool::Release(SeqId seq) {
     const int i = seq - first_;
-    KV_CHECK(i >= 0 && i < n_slots() && in_use_[i], "release of slot " + std::to_string(seq) +
-                                                        " that is not in use");
+    KV_CHECK(i >= 0 && i < n_slots() && in_use_[i],
+             "release of slot " + std::to_string(seq) + " that is not in use");
     in_use_[i] = false;
     free_.insert(std::lower_bound(free_.begin(), free_.end(), seq, std::greater<>()), seq);
 }

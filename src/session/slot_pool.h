@@ -1,10 +1,10 @@
 #pragma once
 // The free list of KV sequences ("slots"). Thread: the engine thread.
 
+#include "common/tokens.h"
+
 #include <optional>
 #include <vector>
-
-#include "common/tokens.h"
 
 namespace kvs {
 

@@ -1,9 +1,10 @@
 // Every bad input returns its error and leaves the session exactly as it was.
 
-#include <gtest/gtest.h>
-
 #include "engine/batch.h"
 #include "engine/context.h"
+
+#include <gtest/gtest.h>
+
 #include "model/test_models.h"
 
 namespace kvs::test {
@@ -58,7 +59,8 @@ TEST_P(BadInput, UnknownSession) {
 
 TEST_P(BadInput, BadAppends) {
     EXPECT_EQ(engine_->Append(id_, "").status().code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(engine_->Append(id_, "ok \xC3\x28 bad").status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(engine_->Append(id_, "ok \xC3\x28 bad").status().code(),
+              StatusCode::kInvalidArgument);
     EXPECT_EQ(engine_->Append(id_, std::string(5000, 'a')).status().code(), StatusCode::kTooLarge);
     ExpectUnchanged();
 }

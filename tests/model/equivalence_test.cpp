@@ -1,10 +1,9 @@
 // Stateful answers equal the stateless computation of the same context, token for token, and
 // the way data was chunked into batches does not change them.
 
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdio>
+#include <gtest/gtest.h>
 
 #include "model/test_models.h"
 
@@ -94,7 +93,8 @@ TEST_P(Equivalence, ChunkedAppendMatchesOneShot) {
             scale = std::max(scale, std::fabs(v));
         }
         std::printf("[%s] chunk %d: largest logit difference %.3g (largest |logit| %.3g)\n",
-                    GetParam().c_str(), chunk, static_cast<double>(diff), static_cast<double>(scale));
+                    GetParam().c_str(), chunk, static_cast<double>(diff),
+                    static_cast<double>(scale));
         EXPECT_LE(diff, chunk == 1 ? kSingleTokenStepTolerance : kLogitTolerance);
     }
 }
@@ -122,7 +122,8 @@ TEST_P(Equivalence, QueryLeavesSessionUnchanged) {
     auto from_b = engine->Query(*b, q);
     ASSERT_TRUE(from_a.ok() && from_b.ok());
     EXPECT_EQ(from_a->tokens, from_b->tokens);
-    EXPECT_EQ(WorstStepDiff(*from_a, *from_b), 0.0F) << "identical batches must give identical logits";
+    EXPECT_EQ(WorstStepDiff(*from_a, *from_b), 0.0F)
+        << "identical batches must give identical logits";
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Equivalence, ::testing::ValuesIn(TestModelNames()));

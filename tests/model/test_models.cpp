@@ -1,17 +1,18 @@
 #include "model/test_models.h"
 
-#include <gtest/gtest.h>
+#include "engine/model_maker.h"
+#include "feed/market.h"
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-
-#include "engine/model_maker.h"
-#include "feed/market.h"
+#include <gtest/gtest.h>
 
 namespace kvs::test {
 
-std::vector<std::string> TestModelNames() { return {kStories, kTwin}; }
+std::vector<std::string> TestModelNames() {
+    return {kStories, kTwin};
+}
 
 namespace {
 

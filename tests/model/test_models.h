@@ -3,11 +3,11 @@
 // small shape twin (SmolLM2-135M's layer shape and a real GPT-2 BPE tokenizer, 4 layers, random
 // weights, Q8_0), generated once into KVSTREAM_TEST_MODEL_DIR.
 
+#include "runtime/engine.h"
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "runtime/engine.h"
 
 namespace kvs::test {
 

@@ -1,7 +1,6 @@
 #include "query/stop_strings.h"
 
 #include <gtest/gtest.h>
-
 #include <string>
 
 namespace kvs {

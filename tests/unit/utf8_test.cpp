@@ -1,7 +1,6 @@
 #include "common/utf8.h"
 
 #include <gtest/gtest.h>
-
 #include <string>
 
 namespace kvs {
@@ -14,12 +13,12 @@ TEST(Utf8, AcceptsWellFormed) {
 }
 
 TEST(Utf8, RejectsMalformed) {
-    EXPECT_FALSE(IsValidUtf8("\xC3"));                // truncated
-    EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));            // overlong '/'
-    EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));        // surrogate U+D800
-    EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));    // past U+10FFFF
-    EXPECT_FALSE(IsValidUtf8("\x80"));                // lone continuation
-    EXPECT_FALSE(IsValidUtf8("ok\xE2\x82 then"));     // bad continuation
+    EXPECT_FALSE(IsValidUtf8("\xC3"));              // truncated
+    EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong '/'
+    EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate U+D800
+    EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // past U+10FFFF
+    EXPECT_FALSE(IsValidUtf8("\x80"));              // lone continuation
+    EXPECT_FALSE(IsValidUtf8("ok\xE2\x82 then"));   // bad continuation
     EXPECT_FALSE(IsValidUtf8(std::string("a\xFF", 2)));
 }
 
