@@ -15,8 +15,13 @@ cd "$(dirname "$0")/.."
 #   googletest                         the test suite (GoogleTest / GoogleMock sources and CMake config)
 #   libgtest-dev                       prebuilt GoogleTest libraries
 #   clang-format                       the lint test checks formatting (.clang-format)
-packages=(build-essential cmake ninja-build git nodejs npm openssl ca-certificates
+packages=(build-essential cmake ninja-build git openssl ca-certificates
           libcli11-dev googletest libgtest-dev clang-format)
+# Node.js may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with Debian's npm):
+# any working node + npm will do.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -148,6 +148,10 @@ void RunBench(BenchOptions o) {
     for (const auto& r : rows) {
         const double a = Median(r.stateful_ms);
         const double b = Median(r.stateless_ms);
+        if (r.stateless_ms.empty()) {
+            std::printf("%8d  %12.1f  %13s  %8s\n", r.depth, a, "-", "-");
+            continue;
+        }
         std::printf("%8d  %12.1f  %13.1f  %7.1fx\n", r.depth, a, b, a > 0 ? b / a : 0.0);
     }
     if (!o.json.empty()) {
