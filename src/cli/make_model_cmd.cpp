@@ -1,6 +1,7 @@
 // kvstream make-model: writes a shape twin (random weights, real tokenizer) of a known model.
 
 #include "cli/commands.h"
+#include "common/progress.h"
 #include "engine/model_maker.h"
 
 #include <CLI/CLI.hpp>
@@ -9,8 +10,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
-#include <unistd.h>
 
 namespace kvs {
 namespace {
@@ -59,19 +60,21 @@ void RunMakeModel(const MakeModelArgs& args) {
     options.type = *type;
     options.seed = args.seed;
     options.n_layer = args.n_layer;
-    if (isatty(fileno(stderr)) != 0) {
-        options.progress = [](int done, int total) {
-            std::fprintf(stderr, "\rwriting tensors: %d/%d", done, total);
-            if (done == total) {
-                std::fputc('\n', stderr);
-            }
-        };
-    }
+    std::optional<ProgressBar> bar;  // sized by the first callback (the tensor count)
+    options.progress = [&bar](int done, int total) {
+        if (!bar) {
+            bar.emplace("writing tensors", static_cast<std::size_t>(total));
+        }
+        bar->Update(static_cast<std::size_t>(done));
+    };
 
     std::fprintf(stderr, "making a %s shape twin (%s) in %s\n", args.shape.c_str(),
                  WeightTypeName(*type), args.out_path.c_str());
     const auto start = std::chrono::steady_clock::now();
     const Status status = MakeModel(options);
+    if (bar) {
+        bar->Finish();
+    }
     if (!status.ok()) {
         Fail(status.ToString());
     }

@@ -15,3 +15,6 @@ namespace kvs {
             ::kvs::CheckFailed(__FILE__, __LINE__, #cond, msg); \
         }                                                       \
     } while (false)
+
+// A point the code must never reach (a bug); aborts like a failed KV_CHECK.
+#define KV_FAIL(msg) ::kvs::CheckFailed(__FILE__, __LINE__, "unreachable", msg)

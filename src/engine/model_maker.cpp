@@ -94,7 +94,7 @@ const WeightTypeInfo& Info(WeightType type) {
             return info;
         }
     }
-    KV_CHECK(false, "unknown WeightType");
+    KV_FAIL("unknown WeightType");
 }
 
 // ---- Tensors -------------------------------------------------------------------------------
