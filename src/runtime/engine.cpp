@@ -113,81 +113,80 @@ Result<AppendResult> Engine::Append(SessionId id, std::string_view text) {
 }
 
 Result<AppendResult> Engine::AppendTokens(SessionId id, const Tokens& tokens) {
-    Session* s = FindSession(id);
-    if (s == nullptr) {
-        return NotFound("unknown session " + std::to_string(id));
-    }
-    if (tokens.empty()) {
-        return InvalidArgument("no tokens to append");
-    }
     for (Token t : tokens) {
         if (t < 0 || t >= model_->n_vocab()) {
             return InvalidArgument("token " + std::to_string(t) + " is outside the vocabulary");
         }
     }
-    const int n_new = static_cast<int>(tokens.size());
-    if (n_new > s->room()) {
-        return ContextFull(RoomMessage(*s, n_new, "append"));
-    }
-    const PrefillJob job{s->seq, s->n_tokens(), tokens};
-    KV_RETURN_IF_ERROR(Prefill({&job, 1}));
-    s->tokens.insert(s->tokens.end(), tokens.begin(), tokens.end());
-    s->version += 1;
-    return AppendResult{n_new, s->n_tokens(), s->version};
+    PendingAppend append{id, tokens};
+    return std::move(CommitAppends({&append, 1}).front());
 }
 
 std::vector<Result<AppendResult>> Engine::AppendMany(std::span<const AppendRequest> requests) {
-    // 1. Validate and tokenize each request; a session's accepted appends are concatenated into
-    //    one prefill job so its positions stay contiguous.
+    std::vector<PendingAppend> appends;
+    appends.reserve(requests.size());
+    for (const auto& r : requests) {
+        appends.push_back({r.session, TokenizeAppend(r)});
+    }
+    return CommitAppends(appends);
+}
+
+Result<Tokens> Engine::TokenizeAppend(const AppendRequest& request) const {
+    if (FindSession(request.session) == nullptr) {
+        return NotFound("unknown session " + std::to_string(request.session));
+    }
+    KV_RETURN_IF_ERROR(ValidateText(request.text, "append"));
+    if (request.text.empty()) {
+        return InvalidArgument("the appended text is empty");
+    }
+    return model_->Tokenize(request.text, false);
+}
+
+std::vector<Result<AppendResult>> Engine::CommitAppends(std::span<PendingAppend> appends) {
+    // 1. Plan: a session's appends are concatenated into one prefill job, so its positions stay
+    //    contiguous; an append that does not fit is refused and the rest go on.
     std::vector<Result<AppendResult>> results;
-    std::vector<Tokens> tokens(requests.size());
     std::map<SessionId, Tokens> planned;  // per session: tokens to prefill, in request order
-    for (std::size_t i = 0; i < requests.size(); ++i) {
-        const auto& r = requests[i];
-        const Session* s = FindSession(r.session);
-        Status st = s == nullptr ? NotFound("unknown session " + std::to_string(r.session))
-                                 : ValidateText(r.text, "append");
-        if (st.ok() && r.text.empty()) {
-            st = InvalidArgument("the appended text is empty");
+    for (auto& a : appends) {
+        const Session* s = FindSession(a.session);
+        if (!a.tokens.ok()) {
+            results.emplace_back(a.tokens.status());
+        } else if (s == nullptr) {
+            results.emplace_back(NotFound("unknown session " + std::to_string(a.session)));
+        } else if (a.tokens->empty()) {
+            results.emplace_back(InvalidArgument("nothing to append"));
+        } else if (Tokens& pending = planned[a.session];
+                   a.tokens->size() + pending.size() > static_cast<std::size_t>(s->room())) {
+            const auto n_needed = static_cast<int>(a.tokens->size() + pending.size());
+            results.emplace_back(ContextFull(RoomMessage(*s, n_needed, "append")));
+        } else {
+            pending.insert(pending.end(), a.tokens->begin(), a.tokens->end());
+            results.emplace_back(AppendResult{});
         }
-        Result<Tokens> tok = st.ok() ? model_->Tokenize(r.text, false) : Result<Tokens>(st);
-        if (!tok.ok()) {
-            results.emplace_back(tok.status());
-            continue;
-        }
-        Tokens& pending = planned[r.session];
-        const int n_new = static_cast<int>(tok->size());
-        if (n_new > s->room() - static_cast<int>(pending.size())) {
-            results.emplace_back(
-                ContextFull(RoomMessage(*s, n_new + static_cast<int>(pending.size()), "append")));
-            continue;
-        }
-        pending.insert(pending.end(), tok->begin(), tok->end());
-        tokens[i] = std::move(tok).value();
-        results.emplace_back(AppendResult{});
     }
     // 2. Prefill everything in shared batches; on failure no session changes.
     std::vector<PrefillJob> jobs;
     for (const auto& [id, pending] : planned) {
-        const Session* s = FindSession(id);
         if (!pending.empty()) {
+            const Session* s = FindSession(id);
             jobs.push_back({s->seq, s->n_tokens(), pending});
         }
     }
-    const Status st = Prefill(jobs);
+    const Status prefilled = Prefill(jobs);
     // 3. Commit in request order: the tokens join the session and its version advances.
-    for (std::size_t i = 0; i < requests.size(); ++i) {
+    for (std::size_t i = 0; i < appends.size(); ++i) {
         if (!results[i].ok()) {
             continue;
         }
-        if (!st.ok()) {
-            results[i] = st;
+        if (!prefilled.ok()) {
+            results[i] = prefilled;
             continue;
         }
-        Session& s = *FindSession(requests[i].session);
-        s.tokens.insert(s.tokens.end(), tokens[i].begin(), tokens[i].end());
+        Session& s = *FindSession(appends[i].session);
+        const Tokens& t = *appends[i].tokens;
+        s.tokens.insert(s.tokens.end(), t.begin(), t.end());
         s.version += 1;
-        results[i] = AppendResult{static_cast<int>(tokens[i].size()), s.n_tokens(), s.version};
+        results[i] = AppendResult{static_cast<int>(t.size()), s.n_tokens(), s.version};
     }
     return results;
 }

@@ -125,6 +125,11 @@ public:
 private:
     Engine(EngineOptions options, std::unique_ptr<Model> model, std::unique_ptr<Context> context);
 
+    struct PendingAppend {
+        SessionId session;
+        Result<Tokens> tokens;  // or why the append was refused before planning
+    };
+
     struct PrefillJob {
         SeqId seq;
         Pos start_pos;
@@ -134,6 +139,8 @@ private:
     Session* FindSession(SessionId id);
     const Session* FindSession(SessionId id) const;
     Status ValidateText(std::string_view text, const char* what) const;
+    Result<Tokens> TokenizeAppend(const AppendRequest& request) const;
+    std::vector<Result<AppendResult>> CommitAppends(std::span<PendingAppend> appends);
     Status Prefill(std::span<const PrefillJob> jobs);
     Status RunQueries(std::span<QueryRun> runs);
     Result<QueryRun> PrepareQuery(const Session& session, const QueryOptions& options) const;
