@@ -65,6 +65,25 @@ TEST_P(BadInput, BadAppends) {
     ExpectUnchanged();
 }
 
+TEST_P(BadInput, BadTokenAppends) {
+    EXPECT_EQ(engine_->AppendTokens(id_, {}).status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(engine_->AppendTokens(id_, {1, -5}).status().code(), StatusCode::kInvalidArgument);
+    const Token past_vocab = engine_->model().n_vocab();
+    EXPECT_EQ(engine_->AppendTokens(id_, {past_vocab}).status().code(),
+              StatusCode::kInvalidArgument);
+    EXPECT_EQ(engine_->AppendTokens(999, {1}).status().code(), StatusCode::kNotFound);
+    ExpectUnchanged();
+}
+
+TEST_P(BadInput, SameSessionTwiceInOneQueryBatch) {
+    std::vector<QueryRequest> queries = {{id_, probe_}, {id_, probe_}};
+    auto results = engine_->QueryMany(queries);
+    EXPECT_TRUE(results[0].ok());
+    EXPECT_EQ(results[1].status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(results[0]->tokens, baseline_);
+    ExpectUnchanged();
+}
+
 TEST_P(BadInput, AppendOverflowSaysHowMuchRoomIsLeft) {
     // Fill most of the 512-cell session, then ask for more than is left.
     std::string big;
