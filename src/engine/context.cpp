@@ -110,6 +110,36 @@ void Context::ClearSequence(SeqId seq) {
     KV_CHECK(ok, "removing a whole sequence cannot fail");
 }
 
+void Context::ShiftPositions(SeqId seq, Pos p0, Pos p1, Pos delta) {
+    KV_CHECK(CanShift(), "ShiftPositions on a memory that cannot shift");
+    llama_memory_seq_add(llama_get_memory(ctx_), seq, p0, p1, delta);
+}
+
+bool Context::CanShift() const {
+    return llama_memory_can_shift(llama_get_memory(ctx_));
+}
+
+void Context::CopySequence(SeqId src, SeqId dst) {
+    llama_memory_seq_cp(llama_get_memory(ctx_), src, dst, -1, -1);
+}
+
+std::vector<std::uint8_t> Context::SaveSequence(SeqId seq) const {
+    std::vector<std::uint8_t> blob(llama_state_seq_get_size(ctx_, seq));
+    const std::size_t n = llama_state_seq_get_data(ctx_, blob.data(), blob.size(), seq);
+    KV_CHECK(n == blob.size(), "llama_state_seq_get_data wrote " + std::to_string(n) +
+                                   " bytes, expected " + std::to_string(blob.size()));
+    return blob;
+}
+
+Status Context::RestoreSequence(SeqId seq, std::span<const std::uint8_t> blob) {
+    if (llama_state_seq_set_data(ctx_, blob.data(), blob.size(), seq) == 0) {
+        ClearSequence(seq);
+        return Internal("libllama refused a saved sequence state of " +
+                        std::to_string(blob.size()) + " bytes");
+    }
+    return Status::Ok();
+}
+
 Pos Context::SeqPosMax(SeqId seq) const {
     return llama_memory_seq_pos_max(llama_get_memory(ctx_), seq);
 }

@@ -9,8 +9,10 @@
 #include "common/status.h"
 #include "common/tokens.h"
 
+#include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 struct llama_context;
 
@@ -53,6 +55,23 @@ public:
     bool RemoveTokens(SeqId seq, Pos p0, Pos p1 = -1);
 
     void ClearSequence(SeqId seq);
+
+    // Shifts positions [p0, p1) of a sequence by `delta` (RoPE K-shift). Only when CanShift().
+    void ShiftPositions(SeqId seq, Pos p0, Pos p1, Pos delta);
+
+    // Whether the memory supports ShiftPositions (false for e.g. recurrent models).
+    bool CanShift() const;
+
+    // Copies every cell of `src` into `dst` (split mode: a copy of the whole stream).
+    void CopySequence(SeqId src, SeqId dst);
+
+    // The sequence's state (positions and K/V rows) as an opaque blob, valid only for this
+    // model and these context options. Logits and sampler state are not included.
+    std::vector<std::uint8_t> SaveSequence(SeqId seq) const;
+
+    // Loads a SaveSequence blob into an empty sequence. kInternal when libllama refuses it
+    // (corrupt, or made with another model or settings); the sequence is then cleared.
+    Status RestoreSequence(SeqId seq, std::span<const std::uint8_t> blob);
 
     // Highest position held by the sequence, -1 when empty.
     Pos SeqPosMax(SeqId seq) const;

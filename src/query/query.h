@@ -48,6 +48,7 @@ const char* StopReasonName(StopReason reason);
 
 struct QueryTimings {
     int n_context_tokens = 0;  // tokens already in the sequence before the prompt
+    double queued_ms = 0;      // submitted to started (scheduler wait), not in total_ms
     int n_prompt_tokens = 0;   // tokens this query prefilled
     int n_answer_tokens = 0;
     double prefill_ms = 0;  // start to first answer token
@@ -76,6 +77,14 @@ public:
     void Consume(const Context& context, const Model& model);
 
     bool done() const { return phase_ == Phase::kDone; }
+
+    bool prefilling() const { return phase_ == Phase::kPrefill; }
+
+    // Prompt tokens not yet scheduled.
+    int n_prompt_left() const { return static_cast<int>(prompt_.size()) - n_prompt_done_; }
+
+    // True when the last Schedule() put a token that wants logits into the batch.
+    bool wants_logits() const { return logits_index_ >= 0; }
 
     SeqId seq() const { return seq_; }
 

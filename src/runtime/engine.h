@@ -3,24 +3,46 @@
 // advanced as data arrives and answers questions by computing only the question's and the
 // answer's tokens.
 //
-// This is the synchronous core. Every method runs on the calling thread, which must be the same
-// thread for the Engine's whole life (libllama contexts are not thread-safe).
+// Thread: single-threaded by contract. Every method runs on the calling thread, which must be the
+// same thread for the Engine's whole life (libllama contexts are not thread-safe). The Runtime
+// (runtime/runtime.h) runs an Engine on its own engine thread behind bounded command queues.
+//
+// Two ways to use it:
+//   - synchronous: Append / Query / QueryMany / QueryStateless submit work and run steps until
+//     it is done (the demo, benchmarks and tests);
+//   - stepped: Submit* queue work and return at once; each Step() plans one batch with the
+//     scheduler policy (decode > query prefill > stateless prefill / ingest), runs one
+//     llama_decode and reports what finished (TakeFinished, TakeEvents).
 //
 // Tokenization rule: every text segment (the prefix, each append, each question) is tokenized on
 // its own and the tokens are concatenated; BOS leads a session when the model's tokenizer wants
 // one. The stateless oracle for a session is exactly SessionTokens(id) + question tokens.
+//
+// Consistency: queries on one session run one at a time. A query starts at an append boundary
+// (never inside a half-ingested append) and answers against the session version at that moment
+// (`Answer::version`); appends that arrive meanwhile wait until the query is done, so no data is
+// reordered or dropped.
 
+#include "common/metrics.h"
 #include "common/status.h"
 #include "common/tokens.h"
+#include "engine/batch.h"
 #include "engine/context.h"
 #include "engine/model.h"
 #include "query/query.h"
+#include "scheduler/cost_model.h"
+#include "scheduler/policy.h"
+#include "session/park_store.h"
 #include "session/session.h"
 #include "session/slot_pool.h"
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -30,33 +52,47 @@ namespace kvs {
 
 struct EngineOptions {
     std::string model_path;
-    int n_sessions = 8;                    // resident sessions (one KV sequence each)
-    int n_ctx_session = 4096;              // cells per session (rounded up to 256)
+    int n_sessions = 8;                    // resident session slots (one KV sequence each)
+    int n_ctx_session = 4096;              // cells per slot (rounded up to 256)
+    std::int64_t kv_budget_cells = 0;      // >0: slots = budget / slot cells - n_scratch
+    int n_scratch = 1;                     // sequences for stateless requests
+    int max_sessions = 256;                // sessions in all, resident and parked
     int n_batch = 512;                     // most tokens per decode step
-    int prefill_chunk_tokens = 0;          // data tokens per step for a session; 0: n_batch
+    int prefill_chunk_tokens = 0;          // data tokens per step for one session; 0: n_batch
+    double target_step_ms = 0;             // while queries run, ingest is cut to stay under it
+    int min_ingest_tokens = 16;            // ingest progress per step even under query load
     int n_threads = 0;                     // 0: all hardware threads
     bool flash_attn = false;               // measured slower on CPU at depth (docs/benchmarks.md)
     int n_gpu_layers = 0;                  // layers offloaded when libllama has a GPU backend
     std::size_t max_text_bytes = 1 << 20;  // one append or prefix
+    std::size_t park_host_bytes = std::size_t{1} << 30;  // RAM for parked sessions
+    std::string park_dir;  // spill folder past park_host_bytes; empty: none
 };
 
 struct SessionOptions {
     std::string prefix;  // pinned text at the start (a system prompt); may be empty
+    OnFull on_full = OnFull::kReject;
+    TenantId tenant = 0;
 };
 
 struct SessionInfo {
     SessionId id = 0;
-    int n_tokens = 0;  // tokens in the KV cache, prefix included
+    TenantId tenant = 0;
+    int n_tokens = 0;  // tokens in the session's sequence, prefix included
     int n_prefix_tokens = 0;
-    std::uint64_t version = 0;
-    int n_ctx = 0;     // capacity in tokens
-    int room = 0;      // n_ctx - n_tokens
-    int n_cached = 0;  // tokens the KV cache holds for the session (== n_tokens)
+    std::uint64_t version = 0;           // the last append fully in the KV cache
+    std::uint64_t accepted_version = 0;  // the last append accepted (may still be queued)
+    int n_pending_tokens = 0;            // accepted, not yet ingested
+    int n_ctx = 0;                       // capacity in tokens
+    int room = 0;                        // n_ctx - n_tokens
+    int n_cached = 0;  // tokens the KV cache holds for the session (== n_tokens; 0 if parked)
+    bool resident = false;
+    std::uint64_t n_dropped_tokens = 0;  // rolled out of the window (on_full = roll)
 };
 
 struct AppendResult {
     int n_tokens_appended = 0;
-    int n_tokens = 0;  // the session's total afterwards
+    int n_tokens = 0;  // the session's total afterwards (synchronous appends)
     std::uint64_t version = 0;
 };
 
@@ -70,49 +106,102 @@ struct QueryRequest {
     QueryOptions options;
 };
 
+using QueryId = std::uint64_t;
+
+struct FinishedQuery {
+    QueryId id = 0;
+    Result<Answer> answer;
+};
+
+struct EngineEvent {
+    enum class Kind : std::uint8_t { kIngested, kParked, kRestored, kRolled };
+    Kind kind;
+    SessionId session = 0;
+    std::uint64_t version = 0;  // kIngested: the session's new version
+    double ms = 0;              // kParked / kRestored: how long it took
+};
+
+// What one Step() did.
+struct StepReport {
+    int n_tokens = 0;  // in the batch (0: nothing to do)
+    int n_query_tokens = 0;
+    int n_ingest_tokens = 0;
+    int n_stateless_tokens = 0;
+    double decode_ms = 0;  // inside llama_decode
+    double total_ms = 0;   // the whole step
+    bool latency_bound = false;
+};
+
+// Histogram buckets for millisecond timings: 0.1 ms to about 100 s.
+inline const std::vector<double> kMsBuckets = ExponentialBuckets(0.1, 2.0, 21);
+
 class Engine {
 public:
     // Loads the model and creates the context. Errors: kNotFound, kInvalidArgument, kUnavailable.
     static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
 
-    // Errors: kResourceExhausted (every slot taken), kInvalidArgument/kTooLarge (prefix),
-    // kContextFull (the prefix does not fit a slot).
+    // ---- Sessions ------------------------------------------------------------------------
+    // Prefills the prefix at once (parking an idle session when every slot is taken).
+    // Errors: kResourceExhausted (max_sessions reached, or every slot busy), kInvalidArgument /
+    // kTooLarge (prefix), kContextFull (the prefix does not fit a slot).
     Result<SessionId> CreateSession(const SessionOptions& options = {});
 
-    // Tokenizes and prefills `text` (no logits requested). On any error the session is unchanged.
-    // Errors: kNotFound, kInvalidArgument (empty, invalid UTF-8), kTooLarge, kContextFull.
+    // Errors: kNotFound. Drops queued appends and fails the session's queued queries.
+    Status CloseSession(SessionId id);
+
+    Result<SessionInfo> Info(SessionId id) const;
+
+    // A copy of everything in the session's sequence (ingested data only).
+    Result<Tokens> SessionTokens(SessionId id) const;
+
+    std::vector<SessionId> SessionIds() const;
+
+    // ---- Stepped use ---------------------------------------------------------------------
+    // Validates, tokenizes and queues an append; returns at once with the version it will
+    // produce. Errors: kNotFound, kInvalidArgument (empty, invalid UTF-8), kTooLarge,
+    // kContextFull (on_full = reject: the session could not hold it with what is queued).
+    Result<AppendResult> SubmitAppend(SessionId id, std::string_view text);
+
+    // Already tokenized data (no BOS); kInvalidArgument for an empty list or a token outside the
+    // vocabulary.
+    Result<AppendResult> SubmitAppendTokens(SessionId id, Tokens tokens);
+
+    // Queues a question. Errors at once: kNotFound, kInvalidArgument, kContextFull (the
+    // question + max_tokens can never fit the session's slot). Later, in TakeFinished: the
+    // answer, or kContextFull when on_full = reject and the room ran out before it started.
+    Result<QueryId> SubmitQuery(SessionId id, const QueryOptions& options);
+
+    // Queues a stateless request: `context` + question prefilled from scratch on a scratch
+    // sequence. Errors: kInvalidArgument, kContextFull (longer than a slot).
+    Result<QueryId> SubmitStateless(Tokens context, const QueryOptions& options);
+
+    // True while any work is queued or running.
+    bool HasWork() const;
+
+    // Plans one batch, runs one llama_decode, posts what finished.
+    StepReport Step();
+
+    std::vector<FinishedQuery> TakeFinished();
+
+    std::vector<EngineEvent> TakeEvents();
+
+    // ---- Synchronous use -----------------------------------------------------------------
+    // Each submits and runs Step() until its own work is done (other queued work progresses
+    // too). On any error the session is unchanged.
     Result<AppendResult> Append(SessionId id, std::string_view text);
-
-    // Appends already tokenized data (no BOS). Same errors as Append, minus UTF-8 checks;
-    // kInvalidArgument for an empty list or a token outside the vocabulary.
     Result<AppendResult> AppendTokens(SessionId id, const Tokens& tokens);
-
-    // Several appends prefilled together in shared batches; one result per request, in order.
-    // Requests that fail validation do not stop the others.
     std::vector<Result<AppendResult>> AppendMany(std::span<const AppendRequest> requests);
-
-    // Answers against the session's current contents, then rolls the question and answer back.
-    // Errors: kNotFound, kInvalidArgument, kContextFull (question + max_tokens exceed the room).
     Result<Answer> Query(SessionId id, const QueryOptions& options);
-
-    // Several queries decoded together in shared batches (each session at most once).
     std::vector<Result<Answer>> QueryMany(std::span<const QueryRequest> requests);
-
-    // The conventional path: prefills `context` + question from scratch in a scratch sequence.
-    // `context` is used as given (include BOS yourself, e.g. from SessionTokens or Tokenize).
     Result<Answer> QueryStateless(const Tokens& context, const QueryOptions& options);
 
     // Tokenizes `text` with a leading BOS when the model wants one (the stateless context of a
     // conventional engine, which tokenizes the whole accumulated text per request).
     Result<Tokens> TokenizeContext(std::string_view text) const;
 
-    Result<SessionInfo> Info(SessionId id) const;
-
-    // A copy of everything in the session's sequence.
-    Result<Tokens> SessionTokens(SessionId id) const;
-
-    // Errors: kNotFound.
-    Status CloseSession(SessionId id);
+    // Parks / restores a session now (tests, tools). kNotFound; kResourceExhausted when busy.
+    Status Park(SessionId id);
+    Status Restore(SessionId id);
 
     const Model& model() const { return *model_; }
 
@@ -122,36 +211,95 @@ public:
 
     int n_sessions() const { return static_cast<int>(sessions_.size()); }
 
+    int n_slots() const { return slots_.n_slots(); }
+
+    const ParkStore& park_store() const { return *park_; }
+
+    // Counters and histograms (steps, tokens, parks, refusals); safe to read from any thread.
+    MetricsRegistry& metrics() { return metrics_; }
+
 private:
-    Engine(EngineOptions options, std::unique_ptr<Model> model, std::unique_ptr<Context> context);
+    using Clock = std::chrono::steady_clock;
 
-    struct PendingAppend {
-        SessionId session;
-        Result<Tokens> tokens;  // or why the append was refused before planning
+    struct QueryJob {
+        QueryId id = 0;
+        SessionId session = 0;  // 0: stateless
+        QueryOptions options;
+        Tokens prompt;  // question tokens (stateful) or context + question (stateless)
+        std::optional<QueryRun> run;
+        SeqId scratch = -1;
+        std::uint64_t arrival = 0;
+        Clock::time_point submitted;
+        Clock::time_point started;
     };
 
-    struct PrefillJob {
-        SeqId seq;
-        Pos start_pos;
-        std::span<const Token> tokens;
+    // Where an ingest chunk started, to undo it if the decode fails.
+    struct IngestMark {
+        SessionId session = 0;
+        int n_tokens_before = 0;
+        std::vector<int> n_done_before;  // of the pending appends the chunk touched
     };
 
+    Engine(EngineOptions options,
+           std::unique_ptr<Model> model,
+           std::unique_ptr<Context> context,
+           std::unique_ptr<ParkStore> park);
+
+    // The Submit*/CreateSession bodies; the public names count refusals by reason.
+    Result<SessionId> TryCreateSession(const SessionOptions& options);
+    Result<AppendResult> TrySubmitAppend(SessionId id, std::string_view text);
+    Result<AppendResult> TrySubmitAppendTokens(SessionId id, Tokens tokens);
+    Result<QueryId> TrySubmitQuery(SessionId id, const QueryOptions& options);
+    Result<QueryId> TrySubmitStateless(Tokens context, const QueryOptions& options);
     Session* FindSession(SessionId id);
     const Session* FindSession(SessionId id) const;
     Status ValidateText(std::string_view text, const char* what) const;
-    Result<Tokens> TokenizeAppend(const AppendRequest& request) const;
-    std::vector<Result<AppendResult>> CommitAppends(std::span<PendingAppend> appends);
-    Status Prefill(std::span<const PrefillJob> jobs);
-    Status RunQueries(std::span<QueryRun> runs);
-    Result<QueryRun> PrepareQuery(const Session& session, const QueryOptions& options) const;
+    Result<AppendResult> QueueAppend(Session& s, Tokens tokens);
+    Status RunUntil(const std::function<bool()>& done);
+
+    // Step phases (engine_step.cpp).
+    void AdmitQueries();
+    Status StartStateless(QueryJob& job);
+    Status StartStateful(QueryJob& job);
+    bool QueryWaitsFor(SessionId id) const;
+    std::vector<WorkItem> CollectWork() const;
+    void BuildBatch(const StepPlan& plan, StepReport& report);
+    int AddIngest(Session& s, int n_tokens);
+    void FinishQueries(const Status& decoded);
+    void CommitIngest(const Status& decoded);
+    void ReleaseQuery(QueryJob& job);
+    void FailQuery(QueryJob& job, Status status);  // the job must not be in waiting_
+    void RecordStep(const StepReport& report, const Status& decoded);
+    void RecordGauges();
+    void CountRefusal(const Status& status);
+
+    // Residency (residency.cpp).
+    Status MakeResident(Session& s);
+    Status ParkSession(Session& s);
+    Session* PickVictim(const Session* keep, bool idle_only);
+    Status Reprefill(Session& s);
+    void RestoreWaiting();
+    Status RollWindow(Session& s, int n_needed);
 
     EngineOptions options_;
     std::unique_ptr<Model> model_;
     std::unique_ptr<Context> context_;
+    std::unique_ptr<ParkStore> park_;
     SlotPool slots_;
-    SeqId scratch_seq_;
+    SlotPool scratch_;
     std::map<SessionId, Session> sessions_;
-    SessionId next_id_ = 1;
+    std::map<QueryId, QueryJob> queries_;  // queued and running
+    std::deque<QueryId> waiting_;          // queued, not yet started, in arrival order
+    std::vector<FinishedQuery> finished_;
+    std::vector<EngineEvent> events_;
+    StepCostModel cost_;
+    Batch batch_;
+    std::vector<QueryId> batch_queries_;    // queries with tokens in the current batch
+    std::vector<IngestMark> batch_ingest_;  // sessions with data in the current batch
+    SessionId next_session_ = 1;
+    QueryId next_query_ = 1;
+    std::uint64_t tick_ = 0;  // arrival order and LRU clock
+    MetricsRegistry metrics_;
 };
 
 }  // namespace kvs

@@ -1,0 +1,252 @@
+// One engine step: restore parked sessions that have work, start waiting queries, let the
+// scheduler policy plan one batch, run one llama_decode, post what finished.
+
+#include "runtime/engine.h"
+
+#include <algorithm>
+
+namespace kvs {
+namespace {
+
+double MsSince(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+StepReport Engine::Step() {
+    const auto started = Clock::now();
+    StepReport report;
+    ++tick_;
+    // 1. Residency and admission.
+    RestoreWaiting();
+    AdmitQueries();
+    // 2. Plan: the policy decides what this batch holds (decode > query prefill > the rest).
+    const std::vector<WorkItem> work = CollectWork();
+    if (work.empty()) {
+        return report;
+    }
+    PlanOptions po;
+    po.n_batch = context_->n_batch();
+    po.target_step_ms = options_.target_step_ms;
+    po.min_ingest_tokens = options_.min_ingest_tokens;
+    const StepPlan plan = PlanStep(work, po, cost_);
+    BuildBatch(plan, report);
+    if (batch_.empty()) {
+        return report;
+    }
+    // 3. Decode once.
+    const auto decode_started = Clock::now();
+    const Status decoded = context_->Decode(batch_);
+    report.decode_ms = MsSince(decode_started);
+    if (decoded.ok()) {
+        cost_.Observe(batch_.size(), report.decode_ms);
+    }
+    // 4. Post: sample and finish queries, commit ingested appends.
+    FinishQueries(decoded);
+    CommitIngest(decoded);
+    report.total_ms = MsSince(started);
+    report.latency_bound = plan.latency_bound;
+    RecordStep(report, decoded);
+    return report;
+}
+
+void Engine::AdmitQueries() {
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        QueryJob& job = queries_.at(*it);
+        const Status st = job.session == 0 ? StartStateless(job) : StartStateful(job);
+        if (st.code() == StatusCode::kResourceExhausted) {  // not now: keep waiting
+            ++it;
+            continue;
+        }
+        it = waiting_.erase(it);
+        if (!st.ok()) {
+            FailQuery(job, st);
+        }
+    }
+}
+
+Status Engine::StartStateless(QueryJob& job) {
+    const auto seq = scratch_.Acquire();
+    if (!seq) {
+        return Status(StatusCode::kResourceExhausted, "no free scratch sequence");
+    }
+    job.scratch = *seq;
+    job.started = Clock::now();
+    job.run.emplace(*seq, 0, job.prompt, job.options);
+    return Status::Ok();
+}
+
+Status Engine::StartStateful(QueryJob& job) {
+    Session& s = sessions_.at(job.session);
+    if (!s.resident() || s.busy() || !s.at_boundary()) {
+        return Status(StatusCode::kResourceExhausted, "session not ready");
+    }
+    const int n_needed = static_cast<int>(job.prompt.size()) + job.options.max_tokens;
+    if (n_needed > s.room()) {
+        if (s.on_full == OnFull::kReject) {
+            return ContextFull("session " + std::to_string(s.id) + " has room for " +
+                               std::to_string(s.room()) + " more tokens; the query needs " +
+                               std::to_string(n_needed));
+        }
+        KV_RETURN_IF_ERROR(RollWindow(s, n_needed));
+    }
+    s.running_query = job.id;
+    s.last_used = tick_;
+    job.started = Clock::now();
+    job.run.emplace(s.seq, s.n_tokens(), job.prompt, job.options);
+    return Status::Ok();
+}
+
+std::vector<WorkItem> Engine::CollectWork() const {
+    std::vector<WorkItem> work;
+    for (const auto& [id, job] : queries_) {
+        if (!job.run) {
+            continue;
+        }
+        WorkKind kind = WorkKind::kDecode;
+        if (job.run->prefilling()) {
+            kind = job.session == 0 ? WorkKind::kStatelessPrefill : WorkKind::kQueryPrefill;
+        }
+        const int n = kind == WorkKind::kDecode ? 1 : job.run->n_prompt_left();
+        work.push_back({id, kind, n, job.arrival, 0});
+    }
+    for (const auto& [id, s] : sessions_) {
+        if (!s.resident() || s.busy() || s.pending.empty()) {
+            continue;
+        }
+        int n = std::min(s.n_pending_tokens, options_.prefill_chunk_tokens);
+        if (QueryWaitsFor(id)) {  // stop at the append boundary so the query can start
+            const PendingAppend& front = s.pending.front();
+            n = std::min(n, static_cast<int>(front.tokens.size()) - front.n_done);
+        }
+        work.push_back({id, WorkKind::kIngest, n, s.last_used, s.tenant});
+    }
+    return work;
+}
+
+bool Engine::QueryWaitsFor(SessionId id) const {
+    return std::any_of(waiting_.begin(), waiting_.end(),
+                       [&](QueryId q) { return queries_.at(q).session == id; });
+}
+
+void Engine::BuildBatch(const StepPlan& plan, StepReport& report) {
+    batch_.Clear();
+    batch_queries_.clear();
+    batch_ingest_.clear();
+    for (const PlannedChunk& c : plan.chunks) {
+        if (c.kind == WorkKind::kIngest) {
+            report.n_ingest_tokens += AddIngest(sessions_.at(c.id), c.n_tokens);
+            continue;
+        }
+        const int n = queries_.at(c.id).run->Schedule(batch_, c.n_tokens);
+        batch_queries_.push_back(c.id);
+        (c.kind == WorkKind::kStatelessPrefill ? report.n_stateless_tokens
+                                               : report.n_query_tokens) += n;
+    }
+    report.n_tokens = batch_.size();
+}
+
+int Engine::AddIngest(Session& s, int n_tokens) {
+    // Roll the window first when the session cannot hold the next tokens.
+    const int n_front_left =
+        static_cast<int>(s.pending.front().tokens.size()) - s.pending.front().n_done;
+    if (std::min(n_tokens, n_front_left) > s.room()) {
+        if (!RollWindow(s, std::min(n_tokens, n_front_left)).ok()) {
+            return 0;
+        }
+    }
+    n_tokens = std::min(n_tokens, s.room());
+    IngestMark mark{s.id, s.n_tokens(), {}};
+    int added = 0;
+    for (PendingAppend& a : s.pending) {
+        if (added == n_tokens) {
+            break;
+        }
+        mark.n_done_before.push_back(a.n_done);
+        const int n = std::min(n_tokens - added, static_cast<int>(a.tokens.size()) - a.n_done);
+        for (int i = 0; i < n; ++i) {
+            const Token t = a.tokens[static_cast<std::size_t>(a.n_done++)];
+            batch_.Add(t, s.n_tokens(), s.seq, false);
+            s.tokens.push_back(t);
+        }
+        added += n;
+    }
+    s.last_used = tick_;
+    batch_ingest_.push_back(std::move(mark));
+    return added;
+}
+
+void Engine::CommitIngest(const Status& decoded) {
+    for (const IngestMark& mark : batch_ingest_) {
+        Session& s = sessions_.at(mark.session);
+        const int n = s.n_tokens() - mark.n_tokens_before;
+        if (!decoded.ok()) {  // undo: the tokens leave the cache and wait for another step
+            context_->RemoveTokens(s.seq, mark.n_tokens_before, -1);
+            s.tokens.resize(static_cast<std::size_t>(mark.n_tokens_before));
+            for (std::size_t i = 0; i < mark.n_done_before.size(); ++i) {
+                s.pending[i].n_done = mark.n_done_before[i];
+            }
+            continue;
+        }
+        s.n_pending_tokens -= n;
+        while (!s.pending.empty() &&
+               s.pending.front().n_done == static_cast<int>(s.pending.front().tokens.size())) {
+            s.version = s.pending.front().version;
+            s.pending.pop_front();
+            if (s.version > 0) {
+                events_.push_back({EngineEvent::Kind::kIngested, s.id, s.version, 0});
+            }
+        }
+    }
+}
+
+void Engine::FinishQueries(const Status& decoded) {
+    for (QueryId id : batch_queries_) {
+        QueryJob& job = queries_.at(id);
+        if (!decoded.ok()) {
+            FailQuery(job, decoded);
+            continue;
+        }
+        job.run->Consume(*context_, *model_);
+        if (!job.run->done()) {
+            continue;
+        }
+        Answer answer = job.run->TakeAnswer();
+        answer.timings.queued_ms =
+            std::chrono::duration<double, std::milli>(job.started - job.submitted).count();
+        if (job.session != 0) {
+            answer.version = sessions_.at(job.session).version;
+        } else {
+            answer.timings.n_context_tokens = 0;  // the whole prompt was computed
+        }
+        ReleaseQuery(job);
+        finished_.push_back({id, std::move(answer)});
+        queries_.erase(id);
+    }
+}
+
+void Engine::ReleaseQuery(QueryJob& job) {
+    if (!job.run) {
+        return;
+    }
+    if (job.session == 0) {
+        context_->ClearSequence(job.scratch);
+        scratch_.Release(job.scratch);
+    } else {
+        Session& s = sessions_.at(job.session);
+        const bool ok = context_->RemoveTokens(s.seq, job.run->start_pos(), -1);
+        KV_CHECK(ok, "rolling a query back failed (attention-only models always can)");
+        s.running_query = 0;
+    }
+    job.run.reset();
+}
+
+void Engine::FailQuery(QueryJob& job, Status status) {
+    ReleaseQuery(job);
+    const QueryId id = job.id;
+    finished_.push_back({id, std::move(status)});
+    queries_.erase(id);
+}
+
+}  // namespace kvs

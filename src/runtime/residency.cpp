@@ -1,0 +1,186 @@
+// Residency: which sessions hold a KV slot. A session beyond the slots is parked (its sequence
+// state saved to the ParkStore: host memory, then disk) and restored into any free slot when it
+// has work, least recently used sessions going first. Also the rolling window of on_full = roll.
+
+#include "runtime/engine.h"
+
+#include <algorithm>
+
+namespace kvs {
+namespace {
+
+constexpr int kMaxRestoresForIngestPerStep = 1;  // bounds the park/restore work in one step
+constexpr std::uint64_t kMinResidentSteps = 2;   // a restored session ingests before it may go
+
+double MsSince(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+Status Engine::MakeResident(Session& s) {
+    if (s.resident()) {
+        return Status::Ok();
+    }
+    auto seq = slots_.Acquire();
+    if (!seq) {
+        Session* victim = PickVictim(&s, /*idle_only=*/false);
+        if (victim == nullptr) {
+            return Status(StatusCode::kResourceExhausted,
+                          "all " + std::to_string(slots_.n_slots()) +
+                              " session slots are busy; retry shortly");
+        }
+        KV_RETURN_IF_ERROR(ParkSession(*victim));
+        seq = slots_.Acquire();
+    }
+    s.seq = *seq;
+    s.resident_since = tick_;
+    if (!park_->Contains(s.id)) {
+        return Status::Ok();  // a new session: nothing to restore
+    }
+    const auto started = Clock::now();
+    auto blob = park_->Take(s.id);
+    Status restored = blob.ok() ? context_->RestoreSequence(s.seq, *blob) : blob.status();
+    if (!restored.ok()) {
+        // The saved state is gone or unusable: rebuild the cache from the session's tokens.
+        std::fprintf(
+            stderr, "kvstream: restoring session %llu failed (%s); re-prefilling %d tokens\n",
+            static_cast<unsigned long long>(s.id), restored.ToString().c_str(), s.n_tokens());
+        restored = Reprefill(s);
+    }
+    if (!restored.ok()) {
+        context_->ClearSequence(s.seq);
+        slots_.Release(s.seq);
+        s.seq = -1;
+        return restored;
+    }
+    const double ms = MsSince(started);
+    events_.push_back({EngineEvent::Kind::kRestored, s.id, s.version, ms});
+    metrics_.GetCounter("kvs_restores_total", "Sessions restored into a KV slot").Add();
+    metrics_.GetHistogram("kvs_restore_ms", "Time to restore a parked session", kMsBuckets)
+        .Observe(ms);
+    return Status::Ok();
+}
+
+Status Engine::Reprefill(Session& s) {
+    Batch batch(context_->n_batch());
+    for (int done = 0; done < s.n_tokens();) {
+        batch.Clear();
+        const int n = std::min(context_->n_batch(), s.n_tokens() - done);
+        for (int i = 0; i < n; ++i, ++done) {
+            batch.Add(s.tokens[static_cast<std::size_t>(done)], done, s.seq, false);
+        }
+        KV_RETURN_IF_ERROR(context_->Decode(batch));
+    }
+    return Status::Ok();
+}
+
+Status Engine::ParkSession(Session& s) {
+    KV_CHECK(s.resident() && !s.busy(), "parking a session that is not idle and resident");
+    const auto started = Clock::now();
+    KV_RETURN_IF_ERROR(park_->Put(s.id, context_->SaveSequence(s.seq)));
+    context_->ClearSequence(s.seq);
+    slots_.Release(s.seq);
+    s.seq = -1;
+    const double ms = MsSince(started);
+    events_.push_back({EngineEvent::Kind::kParked, s.id, s.version, ms});
+    metrics_.GetCounter("kvs_parks_total", "Sessions parked out of a KV slot").Add();
+    metrics_.GetHistogram("kvs_park_ms", "Time to park a session", kMsBuckets).Observe(ms);
+    return Status::Ok();
+}
+
+Session* Engine::PickVictim(const Session* keep, bool idle_only) {
+    // Idle sessions first (no queued work), least recently used first; a session with queued
+    // appends may go only after it had a few steps to ingest.
+    Session* best = nullptr;
+    auto rank = [](const Session& s) { return std::pair(!s.pending.empty(), s.last_used); };
+    for (auto& [id, s] : sessions_) {
+        if (&s == keep || !s.resident() || s.busy() || QueryWaitsFor(id)) {
+            continue;
+        }
+        const bool has_work = !s.pending.empty();
+        if (has_work && (idle_only || tick_ < s.resident_since + kMinResidentSteps)) {
+            continue;
+        }
+        if (best == nullptr || rank(s) < rank(*best)) {
+            best = &s;
+        }
+    }
+    return best;
+}
+
+void Engine::RestoreWaiting() {
+    // Sessions whose queries wait come first, in query arrival order.
+    for (QueryId q : waiting_) {
+        const SessionId id = queries_.at(q).session;
+        if (id != 0 && !sessions_.at(id).resident()) {
+            (void)MakeResident(sessions_.at(id));  // on failure the query keeps waiting
+        }
+    }
+    // Then parked sessions with queued appends, least recently served first.
+    std::vector<Session*> parked;
+    for (auto& [id, s] : sessions_) {
+        if (!s.resident() && !s.pending.empty()) {
+            parked.push_back(&s);
+        }
+    }
+    std::sort(parked.begin(), parked.end(),
+              [](const Session* a, const Session* b) { return a->last_used < b->last_used; });
+    int n_restored = 0;
+    for (Session* s : parked) {
+        if (n_restored == kMaxRestoresForIngestPerStep) {
+            break;
+        }
+        if (!slots_.CanAcquire() && PickVictim(s, /*idle_only=*/false) == nullptr) {
+            break;
+        }
+        n_restored += MakeResident(*s).ok() ? 1 : 0;
+    }
+}
+
+Status Engine::RollWindow(Session& s, int n_needed) {
+    if (!context_->CanShift()) {
+        return Status(StatusCode::kUnavailable,
+                      "this model's KV memory cannot shift positions, so on_full=roll is not "
+                      "possible");
+    }
+    const int n_data = s.n_tokens() - s.n_prefix_tokens;
+    const int quarter = (s.n_ctx - s.n_prefix_tokens) / 4;  // drop in steps to roll rarely
+    const int n_drop = std::min(n_data, std::max(n_needed - s.room(), quarter));
+    if (n_drop <= 0 || n_needed > s.room() + n_drop) {
+        return ContextFull("session " + std::to_string(s.id) + " cannot make room for " +
+                           std::to_string(n_needed) + " tokens even by rolling its window");
+    }
+    const Pos p0 = s.n_prefix_tokens;
+    const bool removed = context_->RemoveTokens(s.seq, p0, p0 + n_drop);
+    KV_CHECK(removed, "dropping the oldest data failed");
+    context_->ShiftPositions(s.seq, p0 + n_drop, -1, -n_drop);
+    s.tokens.erase(s.tokens.begin() + p0, s.tokens.begin() + p0 + n_drop);
+    s.n_dropped_tokens += static_cast<std::uint64_t>(n_drop);
+    events_.push_back({EngineEvent::Kind::kRolled, s.id, s.version, 0});
+    return Status::Ok();
+}
+
+Status Engine::Park(SessionId id) {
+    Session* s = FindSession(id);
+    if (s == nullptr) {
+        return NotFound("unknown session " + std::to_string(id));
+    }
+    if (!s->resident()) {
+        return Status::Ok();
+    }
+    if (s->busy()) {
+        return Status(StatusCode::kResourceExhausted, "the session is answering a query");
+    }
+    return ParkSession(*s);
+}
+
+Status Engine::Restore(SessionId id) {
+    Session* s = FindSession(id);
+    if (s == nullptr) {
+        return NotFound("unknown session " + std::to_string(id));
+    }
+    return MakeResident(*s);
+}
+
+}  // namespace kvs

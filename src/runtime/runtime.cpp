@@ -1,0 +1,306 @@
+#include "runtime/runtime.h"
+
+#include <map>
+#include <vector>
+
+namespace kvs {
+
+// Everything below is touched only by the engine thread.
+struct Runtime::State {
+    struct PendingQuery {
+        TenantId tenant = 0;
+        std::promise<Result<Answer>> promise;
+    };
+
+    struct AppendWait {
+        SessionId session = 0;
+        std::uint64_t version = 0;
+        AppendResult result;
+        std::promise<Result<AppendResult>> promise;
+    };
+
+    std::unique_ptr<Engine> engine;
+    TenantLimits limits;
+    bool stopping = false;
+    std::map<TenantId, int> n_sessions;
+    std::map<TenantId, int> n_queries;
+    std::map<QueryId, PendingQuery> queries;
+    std::vector<AppendWait> append_waits;
+
+    // kNotFound for an unknown session and for another tenant's: the two are indistinguishable.
+    Status Owns(TenantId tenant, SessionId id) const {
+        auto info = engine->Info(id);
+        if (!info.ok() || info->tenant != tenant) {
+            return NotFound("unknown session " + std::to_string(id));
+        }
+        return Status::Ok();
+    }
+
+    Status Stopping() const {
+        return stopping ? Status(StatusCode::kAborted, "the server is shutting down")
+                        : Status::Ok();
+    }
+
+    // Hands finished queries and ingested appends to their waiters.
+    void Deliver() {
+        for (FinishedQuery& f : engine->TakeFinished()) {
+            auto it = queries.find(f.id);
+            if (it != queries.end()) {
+                n_queries[it->second.tenant] -= 1;
+                it->second.promise.set_value(std::move(f.answer));
+                queries.erase(it);
+            }
+        }
+        for (const EngineEvent& e : engine->TakeEvents()) {
+            if (e.kind == EngineEvent::Kind::kIngested) {
+                ResolveAppendWaits(e.session, e.version, Status::Ok());
+            }
+        }
+    }
+
+    void ResolveAppendWaits(SessionId session, std::uint64_t version, const Status& status) {
+        std::erase_if(append_waits, [&](AppendWait& w) {
+            if (w.session != session || w.version > version) {
+                return false;
+            }
+            if (status.ok()) {
+                w.promise.set_value(w.result);
+            } else {
+                w.promise.set_value(status);
+            }
+            return true;
+        });
+    }
+};
+
+Runtime::Runtime(const RuntimeOptions& options) : options_(options) {}
+
+Result<std::unique_ptr<Runtime>> Runtime::Start(const RuntimeOptions& options) {
+    std::unique_ptr<Runtime> rt(new Runtime(options));
+    std::promise<Status> ready;
+    std::future<Status> started = ready.get_future();
+    rt->thread_ = std::thread(&Runtime::EngineThread, rt.get(), std::move(ready));
+    Status st = started.get();
+    if (!st.ok()) {
+        rt->thread_.join();
+        return st;
+    }
+    return rt;
+}
+
+Runtime::~Runtime() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+void Runtime::EngineThread(std::promise<Status> ready) {
+    State state;
+    state.limits = options_.tenant_limits;
+    auto engine = Engine::Open(options_.engine);
+    if (!engine.ok()) {
+        ready.set_value(engine.status());
+        return;
+    }
+    state.engine = std::move(engine).value();
+    metrics_ = &state.engine->metrics();
+    ready.set_value(Status::Ok());
+
+    while (true) {
+        std::deque<Command> batch;
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait(lock,
+                     [&] { return stopping_ || !commands_.empty() || state.engine->HasWork(); });
+            batch.swap(commands_);
+            state.stopping = stopping_;
+        }
+        for (Command& c : batch) {
+            c(state);  // while stopping, commands answer kAborted
+        }
+        if (state.stopping) {
+            break;
+        }
+        if (state.engine->HasWork()) {
+            state.engine->Step();
+        }
+        state.Deliver();
+    }
+    // Shutdown: whatever still waits is told so.
+    const Status aborted(StatusCode::kAborted, "the server is shutting down");
+    for (auto& [id, q] : state.queries) {
+        q.promise.set_value(aborted);
+    }
+    for (auto& w : state.append_waits) {
+        w.promise.set_value(aborted);
+    }
+}
+
+bool Runtime::Enqueue(Command command) {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ || commands_.size() >= options_.max_queued_commands) {
+            return false;
+        }
+        commands_.push_back(std::move(command));
+    }
+    cv_.notify_one();
+    return true;
+}
+
+template <typename T>
+std::future<T> Runtime::Submit(std::function<void(State&, std::promise<T>&)> work, T busy_value) {
+    auto promise = std::make_shared<std::promise<T>>();
+    std::future<T> future = promise->get_future();
+    const bool queued = Enqueue([work = std::move(work), promise](State& state) {
+        if (Status st = state.Stopping(); !st.ok()) {
+            promise->set_value(T(st));
+            return;
+        }
+        work(state, *promise);
+    });
+    if (!queued) {
+        promise->set_value(std::move(busy_value));
+    }
+    return future;
+}
+
+namespace {
+
+Status QueueFull() {
+    return Status(StatusCode::kResourceExhausted,
+                  "the engine's command queue is full or stopping; retry shortly");
+}
+
+}  // namespace
+
+std::future<Result<SessionId>> Runtime::CreateSession(TenantId tenant, SessionOptions options) {
+    options.tenant = tenant;
+    return Submit<Result<SessionId>>(
+        [options](State& s, std::promise<Result<SessionId>>& p) {
+            if (s.n_sessions[options.tenant] >= s.limits.max_sessions) {
+                p.set_value(Status(StatusCode::kResourceExhausted,
+                                   "tenant " + std::to_string(options.tenant) +
+                                       " has its maximum of " +
+                                       std::to_string(s.limits.max_sessions) + " sessions"));
+                return;
+            }
+            auto id = s.engine->CreateSession(options);
+            if (id.ok()) {
+                s.n_sessions[options.tenant] += 1;
+            }
+            p.set_value(std::move(id));
+        },
+        QueueFull());
+}
+
+std::future<Status> Runtime::CloseSession(TenantId tenant, SessionId id) {
+    return Submit<Status>(
+        [tenant, id](State& s, std::promise<Status>& p) {
+            Status st = s.Owns(tenant, id);
+            if (st.ok()) {
+                st = s.engine->CloseSession(id);
+            }
+            if (st.ok()) {
+                s.n_sessions[tenant] -= 1;
+                s.ResolveAppendWaits(id, UINT64_MAX,
+                                     Status(StatusCode::kAborted, "the session was closed"));
+            }
+            p.set_value(st);
+        },
+        QueueFull());
+}
+
+std::future<Result<SessionInfo>> Runtime::Info(TenantId tenant, SessionId id) {
+    return Submit<Result<SessionInfo>>(
+        [tenant, id](State& s, std::promise<Result<SessionInfo>>& p) {
+            const Status st = s.Owns(tenant, id);
+            p.set_value(st.ok() ? s.engine->Info(id) : Result<SessionInfo>(st));
+        },
+        QueueFull());
+}
+
+std::future<Result<AppendResult>> Runtime::Append(TenantId tenant, SessionId id, std::string text) {
+    return Submit<Result<AppendResult>>(
+        [tenant, id, text = std::move(text)](State& s, std::promise<Result<AppendResult>>& p) {
+            const Status st = s.Owns(tenant, id);
+            p.set_value(st.ok() ? s.engine->SubmitAppend(id, text) : Result<AppendResult>(st));
+        },
+        QueueFull());
+}
+
+std::future<Result<AppendResult>> Runtime::AppendAndWait(TenantId tenant,
+                                                         SessionId id,
+                                                         std::string text) {
+    return Submit<Result<AppendResult>>(
+        [tenant, id, text = std::move(text)](State& s, std::promise<Result<AppendResult>>& p) {
+            const Status st = s.Owns(tenant, id);
+            auto r = st.ok() ? s.engine->SubmitAppend(id, text) : Result<AppendResult>(st);
+            if (!r.ok()) {
+                p.set_value(std::move(r));
+                return;
+            }
+            s.append_waits.push_back({id, r->version, *r, std::move(p)});
+        },
+        QueueFull());
+}
+
+std::future<Result<Answer>> Runtime::Query(TenantId tenant, SessionId id, QueryOptions options) {
+    return Submit<Result<Answer>>(
+        [tenant, id, options = std::move(options)](State& s, std::promise<Result<Answer>>& p) {
+            Status st = s.Owns(tenant, id);
+            if (st.ok() && s.n_queries[tenant] >= s.limits.max_queued_queries) {
+                st = Status(StatusCode::kResourceExhausted,
+                            "tenant " + std::to_string(tenant) + " has " +
+                                std::to_string(s.limits.max_queued_queries) +
+                                " queries queued or running; retry shortly");
+            }
+            auto qid = st.ok() ? s.engine->SubmitQuery(id, options) : Result<QueryId>(st);
+            if (!qid.ok()) {
+                p.set_value(qid.status());
+                return;
+            }
+            s.n_queries[tenant] += 1;
+            s.queries.emplace(*qid, State::PendingQuery{tenant, std::move(p)});
+        },
+        QueueFull());
+}
+
+std::future<Result<Answer>> Runtime::Stateless(TenantId tenant,
+                                               std::string prompt,
+                                               QueryOptions options) {
+    return Submit<Result<Answer>>(
+        [tenant, prompt = std::move(prompt), options = std::move(options)](
+            State& s, std::promise<Result<Answer>>& p) {
+            if (s.n_queries[tenant] >= s.limits.max_queued_queries) {
+                p.set_value(Status(StatusCode::kResourceExhausted,
+                                   "too many queued queries for this tenant; retry shortly"));
+                return;
+            }
+            auto context = s.engine->TokenizeContext(prompt);
+            auto qid = context.ok() ? s.engine->SubmitStateless(std::move(context).value(), options)
+                                    : Result<QueryId>(context.status());
+            if (!qid.ok()) {
+                p.set_value(qid.status());
+                return;
+            }
+            s.n_queries[tenant] += 1;
+            s.queries.emplace(*qid, State::PendingQuery{tenant, std::move(p)});
+        },
+        QueueFull());
+}
+
+std::string Runtime::MetricsTable() {
+    return metrics_->RenderTable();
+}
+
+std::string Runtime::MetricsPrometheus() {
+    return metrics_->RenderPrometheus();
+}
+
+}  // namespace kvs
