@@ -278,6 +278,7 @@ Result<QueryId> Engine::TrySubmitQuery(SessionId id, const QueryOptions& options
     QueryJob job;
     job.id = next_query_++;
     job.session = id;
+    job.target_version = s->accepted_version;
     job.options = options;
     job.prompt = std::move(question).value();
     job.arrival = ++tick_;

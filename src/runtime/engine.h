@@ -18,10 +18,10 @@
 // its own and the tokens are concatenated; BOS leads a session when the model's tokenizer wants
 // one. The stateless oracle for a session is exactly SessionTokens(id) + question tokens.
 //
-// Consistency: queries on one session run one at a time. A query starts at an append boundary
-// (never inside a half-ingested append) and answers against the session version at that moment
-// (`Answer::version`); appends that arrive meanwhile wait until the query is done, so no data is
-// reordered or dropped.
+// Consistency (read your writes): a query answers against the session version it was admitted
+// at, i.e. every append accepted before the query (`Answer::version`). Ingest of that data is
+// promoted to query priority while the query waits for it; appends accepted after the query wait
+// until it is done, so no data is reordered or dropped. Queries on one session run one at a time.
 
 #include "common/metrics.h"
 #include "common/status.h"
@@ -229,6 +229,7 @@ private:
         std::optional<QueryRun> run;
         SeqId scratch = -1;
         std::uint64_t arrival = 0;
+        std::uint64_t target_version = 0;  // stateful: the session's accepted version at submit
         Clock::time_point submitted;
         Clock::time_point started;
     };
@@ -262,6 +263,9 @@ private:
     Status StartStateless(QueryJob& job);
     Status StartStateful(QueryJob& job);
     bool QueryWaitsFor(SessionId id) const;
+    // The tokens a session must still ingest before its first waiting query can start (0: none
+    // waits, or it can start now).
+    int CatchUpTokens(const Session& s) const;
     std::vector<WorkItem> CollectWork() const;
     void BuildBatch(const StepPlan& plan, StepReport& report);
     int AddIngest(Session& s, int n_tokens);

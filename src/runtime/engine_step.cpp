@@ -8,6 +8,10 @@
 namespace kvs {
 namespace {
 
+// Marks a work item that is a session's ingest promoted to query priority (its id is a
+// SessionId, not a QueryId).
+constexpr std::uint64_t kCatchUpTag = std::uint64_t{1} << 63;
+
 double MsSince(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
@@ -79,9 +83,10 @@ Status Engine::StartStateless(QueryJob& job) {
 
 Status Engine::StartStateful(QueryJob& job) {
     Session& s = sessions_.at(job.session);
-    if (!s.resident() || s.busy() || !s.at_boundary()) {
+    if (!s.resident() || s.busy() || s.version < job.target_version) {
         return Status(StatusCode::kResourceExhausted, "session not ready");
     }
+    KV_CHECK(s.at_boundary(), "the target version ends at an append boundary");
     const int n_needed = static_cast<int>(job.prompt.size()) + job.options.max_tokens;
     if (n_needed > s.room()) {
         if (s.on_full == OnFull::kReject) {
@@ -115,14 +120,37 @@ std::vector<WorkItem> Engine::CollectWork() const {
         if (!s.resident() || s.busy() || s.pending.empty()) {
             continue;
         }
-        int n = std::min(s.n_pending_tokens, options_.prefill_chunk_tokens);
-        if (QueryWaitsFor(id)) {  // stop at the append boundary so the query can start
-            const PendingAppend& front = s.pending.front();
-            n = std::min(n, static_cast<int>(front.tokens.size()) - front.n_done);
+        if (QueryWaitsFor(id)) {
+            // Only the data its query waits for, at query priority (read your writes).
+            const int n = std::min(CatchUpTokens(s), options_.prefill_chunk_tokens);
+            if (n > 0) {
+                work.push_back(
+                    {id | kCatchUpTag, WorkKind::kQueryPrefill, n, s.last_used, s.tenant});
+            }
+            continue;
         }
+        const int n = std::min(s.n_pending_tokens, options_.prefill_chunk_tokens);
         work.push_back({id, WorkKind::kIngest, n, s.last_used, s.tenant});
     }
     return work;
+}
+
+int Engine::CatchUpTokens(const Session& s) const {
+    for (QueryId q : waiting_) {
+        const QueryJob& job = queries_.at(q);
+        if (job.session != s.id) {
+            continue;
+        }
+        int n = 0;
+        for (const PendingAppend& a : s.pending) {
+            if (a.version > job.target_version) {
+                break;
+            }
+            n += static_cast<int>(a.tokens.size()) - a.n_done;
+        }
+        return n;
+    }
+    return 0;
 }
 
 bool Engine::QueryWaitsFor(SessionId id) const {
@@ -135,8 +163,8 @@ void Engine::BuildBatch(const StepPlan& plan, StepReport& report) {
     batch_queries_.clear();
     batch_ingest_.clear();
     for (const PlannedChunk& c : plan.chunks) {
-        if (c.kind == WorkKind::kIngest) {
-            report.n_ingest_tokens += AddIngest(sessions_.at(c.id), c.n_tokens);
+        if (c.kind == WorkKind::kIngest || (c.id & kCatchUpTag) != 0) {
+            report.n_ingest_tokens += AddIngest(sessions_.at(c.id & ~kCatchUpTag), c.n_tokens);
             continue;
         }
         const int n = queries_.at(c.id).run->Schedule(batch_, c.n_tokens);

@@ -1,0 +1,239 @@
+// The stepped engine on real weights: parking, many sessions over few slots, ingest never
+// holding a query back, consistency of queries during ingest, rolling windows, admission.
+
+#include <filesystem>
+#include <gtest/gtest.h>
+
+#include "model/test_models.h"
+
+namespace kvs::test {
+namespace {
+
+class Scheduler : public ::testing::TestWithParam<std::string> {
+protected:
+    static QueryOptions Greedy(int i, int max_tokens = 12) {
+        QueryOptions q;
+        q.question = Question(i);
+        q.max_tokens = max_tokens;
+        q.keep_logits = true;
+        return q;
+    }
+
+    static std::string TempDir(const std::string& name) {
+        const auto dir = std::filesystem::temp_directory_path() /
+                         ("kvs-" + name + "-" + std::to_string(::getpid()));
+        std::filesystem::remove_all(dir);
+        return dir.string();
+    }
+};
+
+// A session parked to RAM or to disk and restored answers exactly like one never parked.
+TEST_P(Scheduler, ParkedThenRestoredEqualsNeverParked) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_sessions = 2;
+    o.park_dir = TempDir("park");
+    for (bool disk : {false, true}) {
+        // The disk round's budget is one byte, so every parked session spills.
+        o.park_host_bytes = disk ? 1 : std::size_t{1} << 30;
+        auto engine = OpenEngine(o);
+        ASSERT_TRUE(engine);
+        auto parked = *engine->CreateSession({.prefix = "Notes."});
+        auto kept = *engine->CreateSession({.prefix = "Notes."});
+        for (int i = 0; i < 3; ++i) {
+            ASSERT_TRUE(engine->Append(parked, DataText(i)).ok());
+            ASSERT_TRUE(engine->Append(kept, DataText(i)).ok());
+        }
+        ASSERT_TRUE(engine->Park(parked).ok());
+        EXPECT_FALSE(engine->Info(parked)->resident);
+        EXPECT_EQ(engine->park_store().IsOnDisk(parked), disk);
+        auto a = engine->Query(parked, Greedy(0));  // restores it
+        auto b = engine->Query(kept, Greedy(0));
+        ASSERT_TRUE(a.ok() && b.ok()) << a.status().ToString();
+        EXPECT_TRUE(engine->Info(parked)->resident);
+        EXPECT_EQ(a->tokens, b->tokens) << (disk ? "disk" : "RAM");
+        EXPECT_EQ(a->step_logits, b->step_logits) << "restored K/V must be bit-identical";
+        // And it keeps ingesting after the restore.
+        ASSERT_TRUE(engine->Append(parked, DataText(7)).ok());
+        ASSERT_TRUE(engine->Append(kept, DataText(7)).ok());
+        EXPECT_EQ(engine->Query(parked, Greedy(1))->tokens, engine->Query(kept, Greedy(1))->tokens);
+    }
+}
+
+// 64 sessions over 8 slots: data arrives for all of them; every answer equals the stateless one.
+TEST_P(Scheduler, SixtyFourSessionsOverEightSlots) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_sessions = 8;
+    o.max_sessions = 64;
+    o.n_ctx_session = 512;
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    std::vector<SessionId> ids;
+    for (int i = 0; i < 64; ++i) {
+        auto id = engine->CreateSession({.prefix = i % 2 ? "Prices:" : ""});
+        ASSERT_TRUE(id.ok()) << id.status().ToString();
+        ids.push_back(*id);
+    }
+    for (int round = 0; round < 2; ++round) {
+        for (int i = 0; i < 64; ++i) {  // queued for all, ingested as slots rotate
+            ASSERT_TRUE(engine->SubmitAppend(ids[i], DataText(i + 64 * round)).ok());
+        }
+    }
+    std::vector<QueryRequest> queries;
+    for (int i = 0; i < 64; ++i) {
+        queries.push_back({ids[i], Greedy(i, 6)});
+    }
+    auto answers = engine->QueryMany(queries);
+    for (int i = 0; i < 64; ++i) {
+        ASSERT_TRUE(answers[i].ok()) << answers[i].status().ToString();
+        const auto info = *engine->Info(ids[i]);
+        EXPECT_EQ(answers[i]->version, 2U) << "the query came after both appends were accepted";
+        auto oracle = engine->QueryStateless(*engine->SessionTokens(ids[i]), queries[i].options);
+        EXPECT_EQ(answers[i]->tokens, oracle->tokens) << "session " << i;
+        EXPECT_EQ(info.version, 2U);
+    }
+    const auto parks = engine->metrics().GetCounter("kvs_parks_total", "").value();
+    EXPECT_GE(parks, 56U) << "64 sessions over 8 slots must park";
+}
+
+// An 8,000-token ingest in one session delays another session's query by at most one step:
+// the query takes as many steps as on an idle engine.
+TEST_P(Scheduler, LongIngestDoesNotHoldQueriesBack) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_sessions = 2;
+    o.n_ctx_session = 8448;
+    o.n_batch = 256;
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto busy = *engine->CreateSession();
+    auto asker = *engine->CreateSession();
+    ASSERT_TRUE(engine->Append(asker, DataText(1)).ok());
+
+    auto steps_to_answer = [&](Engine& e) {
+        auto q = e.SubmitQuery(asker, Greedy(2, 10));
+        EXPECT_TRUE(q.ok());
+        for (int steps = 1; steps < 10'000; ++steps) {
+            e.Step();
+            for (auto& f : e.TakeFinished()) {
+                if (f.id == *q) {
+                    return steps;
+                }
+            }
+        }
+        return -1;
+    };
+    const int idle_steps = steps_to_answer(*engine);
+
+    Tokens big;
+    while (big.size() < 8000) {
+        const Tokens t = *engine->model().Tokenize(DataText(static_cast<int>(big.size())), false);
+        big.insert(big.end(), t.begin(), t.end());
+    }
+    big.resize(8000);
+    ASSERT_TRUE(engine->SubmitAppendTokens(busy, big).ok());
+    engine->Step();  // the ingest is under way
+    const int busy_steps = steps_to_answer(*engine);
+    EXPECT_EQ(busy_steps, idle_steps);
+    EXPECT_GT(engine->Info(busy)->n_pending_tokens, 0) << "the ingest must still be running";
+    while (engine->HasWork()) {
+        engine->Step();
+    }
+    EXPECT_EQ(engine->Info(busy)->n_tokens, 8000 + engine->Info(busy)->n_prefix_tokens);
+}
+
+// A query that arrives while its own session ingests answers the version it was admitted at
+// (every append accepted before it); later appends wait for it and are not lost.
+TEST_P(Scheduler, QueryDuringIngestAnswersAConsistentVersion) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_batch = 32;  // the first append takes several steps
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession();
+    const std::string first = DataText(1) + DataText(2) + DataText(3);
+    ASSERT_TRUE(engine->SubmitAppend(id, first).ok());
+    engine->Step();  // part of `first` is in the cache
+    ASSERT_GT(engine->Info(id)->n_pending_tokens, 0);
+    auto q = engine->SubmitQuery(id, Greedy(0));
+    ASSERT_TRUE(engine->SubmitAppend(id, DataText(4)).ok());  // arrives after the query
+    std::optional<Answer> answer;
+    Tokens at_answer;
+    while (!answer) {
+        engine->Step();
+        for (auto& f : engine->TakeFinished()) {
+            ASSERT_TRUE(f.answer.ok());
+            answer = std::move(f.answer).value();
+            at_answer = *engine->SessionTokens(id);
+        }
+    }
+    EXPECT_EQ(answer->version, 1U);
+    EXPECT_EQ(engine->Info(id)->version, 1U) << "the second append waited for the query";
+    auto oracle = engine->QueryStateless(at_answer, Greedy(0));
+    EXPECT_EQ(answer->tokens, oracle->tokens);
+    while (engine->HasWork()) {
+        engine->Step();
+    }
+    EXPECT_EQ(engine->Info(id)->version, 2U);
+    EXPECT_EQ(engine->Info(id)->n_pending_tokens, 0);
+}
+
+// on_full = roll keeps the prefix, drops the oldest data and keeps answering.
+TEST_P(Scheduler, RollingWindowKeepsAnswering) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_ctx_session = 256;
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession({.prefix = "Market log.", .on_full = OnFull::kRoll});
+    const Tokens prefix = *engine->SessionTokens(id);
+    for (int i = 0; i < 20; ++i) {
+        auto r = engine->Append(id, DataText(i));
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+    }
+    const auto info = *engine->Info(id);
+    EXPECT_GT(info.n_dropped_tokens, 0U);
+    EXPECT_LE(info.n_tokens, 256);
+    EXPECT_EQ(info.n_cached, info.n_tokens);
+    auto a = engine->Query(id, Greedy(0));  // may roll again to make room for itself
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_FALSE(a->tokens.empty());
+    const Tokens now = *engine->SessionTokens(id);
+    EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), now.begin())) << "prefix kept";
+    // Not equal to a fresh prefill of the window, and not meant to be: the kept tokens' K/V were
+    // computed while the dropped data was still visible. The difference is printed, not bounded.
+    auto oracle = engine->QueryStateless(now, Greedy(0));
+    float worst = 0;
+    for (std::size_t i = 0; i < std::min(a->step_logits.size(), oracle->step_logits.size()); ++i) {
+        worst = std::max(worst, MaxAbsDiff(a->step_logits[i], oracle->step_logits[i]));
+    }
+    std::printf("[%s] rolled window vs fresh prefill: largest logit difference %.3g\n",
+                GetParam().c_str(), static_cast<double>(worst));
+}
+
+// Admission: what can never fit is refused at once, with its reason.
+TEST_P(Scheduler, AdmissionRefusals) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_ctx_session = 256;
+    o.max_sessions = 3;
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession();
+    QueryOptions too_long = Greedy(0, 300);
+    EXPECT_EQ(engine->SubmitQuery(id, too_long).status().code(), StatusCode::kContextFull);
+    EXPECT_EQ(engine->SubmitStateless(Tokens(250, 1), Greedy(0, 20)).status().code(),
+              StatusCode::kContextFull);
+    // Queued appends count against the room at once (on_full = reject).
+    const Tokens chunk(200, 100);
+    ASSERT_TRUE(engine->SubmitAppendTokens(id, chunk).ok());
+    auto second = engine->SubmitAppendTokens(id, chunk);
+    EXPECT_EQ(second.status().code(), StatusCode::kContextFull);
+    EXPECT_NE(second.status().message().find("has room for"), std::string::npos);
+    ASSERT_TRUE(engine->CreateSession().ok());
+    ASSERT_TRUE(engine->CreateSession().ok());
+    EXPECT_EQ(engine->CreateSession().status().code(), StatusCode::kResourceExhausted);
+    const std::string metrics = engine->metrics().RenderPrometheus();
+    EXPECT_NE(metrics.find("kvs_refusals_total{reason=\"context_full\"} 3"), std::string::npos)
+        << metrics;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Scheduler, ::testing::ValuesIn(TestModelNames()));
+
+}  // namespace
+}  // namespace kvs::test
