@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "cli/market_input.h"
 #include "feed/market.h"
 #include "runtime/engine.h"
 
@@ -35,18 +36,6 @@ struct DepthResult {
     int depth = 0;
     std::vector<double> stateful_ms, stateless_ms;
 };
-
-// Data tokens from the synthetic feed, enough for `n` (tokenized bar by bar, as appends are).
-Tokens MarketTokens(const Engine& e, int n) {
-    SyntheticFeed feed(DefaultSymbols(), 7);
-    Tokens out;
-    for (std::size_t i = 0; static_cast<int>(out.size()) < n; ++i) {
-        const Tokens t = *e.model().Tokenize(RenderBar(feed.NextBar(i % 4)), false);
-        out.insert(out.end(), t.begin(), t.end());
-    }
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
 
 // A question text that tokenizes to exactly n tokens (words are added one by one).
 std::string QuestionOfLength(const Engine& e, int n) {

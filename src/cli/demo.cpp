@@ -4,14 +4,13 @@
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "cli/market_input.h"
 #include "common/progress.h"
 #include "feed/market.h"
 #include "runtime/engine.h"
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -29,50 +28,6 @@ struct DemoOptions {
     int n_threads = 0;
     std::uint64_t seed = 42;
     std::vector<std::string> csv;  // real bars instead of the synthetic feed
-};
-
-// Bars for each session: real bars from CSV files (session i replays file i mod n, from the
-// start again when it runs out) or the synthetic feed (session i follows symbol i mod n).
-class BarSource {
-public:
-    BarSource(const std::vector<std::string>& csv_paths, std::uint64_t seed)
-        : feed_(DefaultSymbols(), seed) {
-        for (const auto& arg : csv_paths) {
-            // SYMBOL=PATH, or PATH (the symbol is then the file name's stem).
-            const std::size_t eq = arg.find('=');
-            const std::string path = eq == std::string::npos ? arg : arg.substr(eq + 1);
-            const std::string symbol = eq == std::string::npos
-                                           ? std::filesystem::path(path).stem().string()
-                                           : arg.substr(0, eq);
-            auto bars = LoadCsvBars(path, symbol);
-            if (!bars.ok()) {
-                throw std::runtime_error("--csv " + path + ": " + bars.status().ToString());
-            }
-            if (bars->empty()) {
-                throw std::runtime_error("--csv " + path + ": no bars");
-            }
-            files_.push_back(std::move(bars).value());
-        }
-    }
-
-    std::string Symbol(std::size_t session) const {
-        return files_.empty() ? feed_.symbols()[session % feed_.symbols().size()]
-                              : files_[session % files_.size()].front().symbol;
-    }
-
-    Bar Next(std::size_t session) {
-        if (files_.empty()) {
-            return feed_.NextBar(session % feed_.symbols().size());
-        }
-        const auto& bars = files_[session % files_.size()];
-        std::size_t& next = next_[session];
-        return bars[next++ % bars.size()];
-    }
-
-private:
-    SyntheticFeed feed_;
-    std::vector<std::vector<Bar>> files_;
-    std::map<std::size_t, std::size_t> next_;
 };
 
 struct Checkpoint {

@@ -20,17 +20,21 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
     if (o.n_scratch < 1 || o.n_scratch > 64) {
         return InvalidArgument("n_scratch must be 1..64");
     }
+    if (o.n_template_slots < 0 || o.n_template_slots > 16) {
+        return InvalidArgument("n_template_slots must be 0..16");
+    }
+    const int n_extra = o.n_scratch + o.n_template_slots;
     int n_slots = o.n_sessions;
     if (o.kv_budget_cells > 0) {
         const std::int64_t slot = (o.n_ctx_session + kCellAlign - 1) / kCellAlign * kCellAlign;
-        n_slots = static_cast<int>(o.kv_budget_cells / slot) - o.n_scratch;
+        n_slots = static_cast<int>(o.kv_budget_cells / slot) - n_extra;
         if (n_slots < 1) {
             return InvalidArgument("kv_budget_cells holds no session slot next to the " +
-                                   std::to_string(o.n_scratch) + " scratch sequences");
+                                   std::to_string(n_extra) + " scratch and template sequences");
         }
     }
-    if (n_slots < 1 || n_slots + o.n_scratch > 256) {
-        return InvalidArgument("session slots + scratch sequences must be 2..256");
+    if (n_slots < 1 || n_slots + n_extra > 256) {
+        return InvalidArgument("session slots + scratch + template sequences must be at most 256");
     }
     if (o.prefill_chunk_tokens < 0 || o.prefill_chunk_tokens > o.n_batch) {
         return InvalidArgument("prefill_chunk_tokens must be 0..n_batch");
@@ -39,7 +43,7 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
         return InvalidArgument("max_sessions must be >= 1");
     }
     ContextOptions c;
-    c.n_seq_max = n_slots + o.n_scratch;
+    c.n_seq_max = n_slots + n_extra;
     c.n_ctx_seq = o.n_ctx_session;
     c.n_batch = o.n_batch;
     c.n_ubatch = o.n_batch;
@@ -80,8 +84,9 @@ Engine::Engine(EngineOptions options,
       model_(std::move(model)),
       context_(std::move(context)),
       park_(std::move(park)),
-      slots_(0, context_->n_seq_max() - options_.n_scratch),
-      scratch_(context_->n_seq_max() - options_.n_scratch, options_.n_scratch),
+      slots_(0, context_->n_seq_max() - options_.n_scratch - options_.n_template_slots),
+      scratch_(slots_.n_slots(), options_.n_scratch),
+      template_slots_(slots_.n_slots() + options_.n_scratch, options_.n_template_slots),
       batch_(context_->n_batch()) {
     if (options_.prefill_chunk_tokens == 0) {
         options_.prefill_chunk_tokens = context_->n_batch();
@@ -130,20 +135,16 @@ Result<SessionId> Engine::TryCreateSession(const SessionOptions& options) {
     s.last_used = ++tick_;
     KV_RETURN_IF_ERROR(MakeResident(s));
     if (!prefix->empty()) {
-        Session& placed = sessions_.emplace(s.id, std::move(s)).first->second;
-        placed.pending.push_back({std::move(prefix).value(), 0, 0});
-        placed.n_pending_tokens = static_cast<int>(placed.pending.front().tokens.size());
-        const Status st = RunUntil([&placed] { return placed.pending.empty(); });
+        const Status st = PrefillPrefix(s, *prefix);
         if (!st.ok()) {
-            context_->ClearSequence(placed.seq);
-            slots_.Release(placed.seq);
-            sessions_.erase(placed.id);
+            context_->ClearSequence(s.seq);
+            slots_.Release(s.seq);
             return st;
         }
-        placed.n_prefix_tokens = placed.n_tokens();
-    } else {
-        sessions_.emplace(s.id, std::move(s));
+        s.tokens = std::move(prefix).value();
+        s.n_prefix_tokens = s.n_tokens();
     }
+    sessions_.emplace(s.id, std::move(s));
     return next_session_++;
 }
 
@@ -166,6 +167,7 @@ Status Engine::CloseSession(SessionId id) {
         context_->ClearSequence(s->seq);
         slots_.Release(s->seq);
     }
+    ReleaseTemplate(*s);
     park_->Erase(id);
     sessions_.erase(id);
     return Status::Ok();

@@ -56,6 +56,8 @@ struct EngineOptions {
     int n_ctx_session = 4096;              // cells per slot (rounded up to 256)
     std::int64_t kv_budget_cells = 0;      // >0: slots = budget / slot cells - n_scratch
     int n_scratch = 1;                     // sequences for stateless requests
+    int n_template_slots = 2;              // sequences caching shared prefixes (0: off)
+    int min_template_tokens = 16;          // shorter prefixes are prefilled directly
     int max_sessions = 256;                // sessions in all, resident and parked
     int n_batch = 512;                     // most tokens per decode step
     int prefill_chunk_tokens = 0;          // data tokens per step for one session; 0: n_batch
@@ -277,6 +279,18 @@ private:
     void RecordGauges();
     void CountRefusal(const Status& status);
 
+    // Shared prefixes (templates.cpp).
+    struct PrefixTemplate {
+        std::uint64_t id = 0;
+        SeqId seq = -1;
+        int n_sessions = 0;  // sessions made from it (resident or parked)
+        std::uint64_t last_used = 0;
+    };
+
+    Status PrefillPrefix(Session& s, const Tokens& prefix);
+    Status PrefillNow(SeqId seq, Pos start, std::span<const Token> tokens);
+    void ReleaseTemplate(const Session& s);
+
     // Residency (residency.cpp).
     Status MakeResident(Session& s);
     Status ParkSession(Session& s);
@@ -291,6 +305,9 @@ private:
     std::unique_ptr<ParkStore> park_;
     SlotPool slots_;
     SlotPool scratch_;
+    SlotPool template_slots_;
+    std::map<Tokens, PrefixTemplate> templates_;  // by prefix tokens
+    std::uint64_t next_template_ = 1;
     std::map<SessionId, Session> sessions_;
     std::map<QueryId, QueryJob> queries_;  // queued and running
     std::deque<QueryId> waiting_;          // queued, not yet started, in arrival order

@@ -63,16 +63,7 @@ Status Engine::MakeResident(Session& s) {
 }
 
 Status Engine::Reprefill(Session& s) {
-    Batch batch(context_->n_batch());
-    for (int done = 0; done < s.n_tokens();) {
-        batch.Clear();
-        const int n = std::min(context_->n_batch(), s.n_tokens() - done);
-        for (int i = 0; i < n; ++i, ++done) {
-            batch.Add(s.tokens[static_cast<std::size_t>(done)], done, s.seq, false);
-        }
-        KV_RETURN_IF_ERROR(context_->Decode(batch));
-    }
-    return Status::Ok();
+    return PrefillNow(s.seq, 0, s.tokens);
 }
 
 Status Engine::ParkSession(Session& s) {

@@ -42,6 +42,7 @@ struct Session {
     std::uint64_t running_query = 0;     // the query holding the sequence, 0 when none
     std::uint64_t n_dropped_tokens = 0;  // data tokens rolled out of the window so far
     std::uint64_t resident_since = 0;    // engine step at which it last became resident
+    std::uint64_t template_id = 0;       // the shared-prefix template it was copied from, 0: none
 
     int n_tokens() const { return static_cast<int>(tokens.size()); }
 

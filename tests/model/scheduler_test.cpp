@@ -233,6 +233,53 @@ TEST_P(Scheduler, AdmissionRefusals) {
         << metrics;
 }
 
+}  // namespace
+}  // namespace kvs::test
+
+namespace kvs::test {
+namespace {
+
+std::string SystemPrompt() {
+    return "You are a careful market analyst. You read one bar per line and answer short "
+           "questions about trend, price and volume. Once upon a time there was a market.";
+}
+
+// Sessions sharing a long prefix start from one prefill (a template) and answer exactly like
+// sessions that prefilled it themselves.
+TEST_P(Scheduler, GroupedPrefixMatchesSeparatePrefill) {
+    EngineOptions shared_opts = TestOptions(GetParam());
+    EngineOptions separate_opts = shared_opts;
+    separate_opts.n_template_slots = 0;
+    auto shared = OpenEngine(shared_opts);
+    auto separate = OpenEngine(separate_opts);
+    ASSERT_TRUE(shared && separate);
+    std::vector<SessionId> a;
+    std::vector<SessionId> b;
+    for (int i = 0; i < 5; ++i) {
+        a.push_back(*shared->CreateSession({.prefix = SystemPrompt()}));
+        b.push_back(*separate->CreateSession({.prefix = SystemPrompt()}));
+        ASSERT_TRUE(shared->Append(a.back(), DataText(i)).ok());
+        ASSERT_TRUE(separate->Append(b.back(), DataText(i)).ok());
+    }
+    auto& hits = shared->metrics().GetCounter("kvs_template_hits_total", "");
+    auto& misses = shared->metrics().GetCounter("kvs_template_misses_total", "");
+    EXPECT_EQ(misses.value(), 1U) << "the prefix is computed once";
+    EXPECT_EQ(hits.value(), 4U);
+    for (int i = 0; i < 5; ++i) {
+        auto x = shared->Query(a[i], Greedy(i));
+        auto y = separate->Query(b[i], Greedy(i));
+        ASSERT_TRUE(x.ok() && y.ok());
+        EXPECT_EQ(x->tokens, y->tokens) << "session " << i;
+        EXPECT_EQ(x->step_logits, y->step_logits);
+    }
+    // The template is freed with its last session, and made again for the next one.
+    for (SessionId id : a) {
+        ASSERT_TRUE(shared->CloseSession(id).ok());
+    }
+    ASSERT_TRUE(shared->CreateSession({.prefix = SystemPrompt()}).ok());
+    EXPECT_EQ(misses.value(), 2U);
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, Scheduler, ::testing::ValuesIn(TestModelNames()));
 
 }  // namespace
