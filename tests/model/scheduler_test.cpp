@@ -244,6 +244,23 @@ std::string SystemPrompt() {
            "questions about trend, price and volume. Once upon a time there was a market.";
 }
 
+// Stateless prefill and session ingest share the room a step leaves: neither starves.
+TEST_P(Scheduler, StatelessAndIngestShareSteps) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_batch = 64;
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession();
+    ASSERT_TRUE(engine->SubmitAppendTokens(id, Tokens(600, 100)).ok());
+    ASSERT_TRUE(engine->SubmitStateless(Tokens(600, 101), Greedy(0, 4)).ok());
+    for (int step = 0; step < 5; ++step) {
+        const StepReport r = engine->Step();
+        EXPECT_GT(r.n_ingest_tokens, 0) << "step " << step;
+        EXPECT_GT(r.n_stateless_tokens, 0) << "step " << step;
+        EXPECT_LE(r.n_tokens, 64);
+    }
+}
+
 // Sessions sharing a long prefix start from one prefill (a template) and answer exactly like
 // sessions that prefilled it themselves.
 TEST_P(Scheduler, GroupedPrefixMatchesSeparatePrefill) {

@@ -1,0 +1,166 @@
+// The Runtime: an Engine on its own thread behind a command queue. Tenant isolation, clients on
+// many threads, accepted-then-ingested appends, shutdown with work in flight.
+
+#include "runtime/runtime.h"
+
+#include <gtest/gtest.h>
+#include <thread>
+
+#include "model/test_models.h"
+
+namespace kvs::test {
+namespace {
+
+class RuntimeTest : public ::testing::TestWithParam<std::string> {
+protected:
+    std::unique_ptr<Runtime> Start(RuntimeOptions o = {}) {
+        o.engine = TestOptions(GetParam());
+        if (o.engine.model_path.empty()) {
+            return nullptr;
+        }
+        auto rt = Runtime::Start(o);
+        EXPECT_TRUE(rt.ok()) << rt.status().ToString();
+        return rt.ok() ? std::move(rt).value() : nullptr;
+    }
+
+    static QueryOptions Q(int i) {
+        QueryOptions q;
+        q.question = Question(i);
+        q.max_tokens = 8;
+        return q;
+    }
+};
+
+TEST_P(RuntimeTest, TenantsCannotSeeEachOthersSessions) {
+    auto rt = Start();
+    ASSERT_TRUE(rt);
+    const SessionId mine = *rt->CreateSession(1, {}).get();
+    ASSERT_TRUE(rt->AppendAndWait(1, mine, DataText(0)).get().ok());
+    // Tenant 2 gets exactly what it would get for a session that does not exist.
+    const std::string unknown = "unknown session " + std::to_string(mine);
+    EXPECT_EQ(rt->Info(2, mine).get().status().message(), unknown);
+    EXPECT_EQ(rt->Append(2, mine, "x").get().status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(rt->Query(2, mine, Q(0)).get().status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(rt->CloseSession(2, mine).get().code(), StatusCode::kNotFound);
+    // Nothing changed for tenant 1.
+    auto info = rt->Info(1, mine).get();
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->version, 1U);
+    EXPECT_TRUE(rt->Query(1, mine, Q(0)).get().ok());
+}
+
+TEST_P(RuntimeTest, TenantLimits) {
+    RuntimeOptions o;
+    o.tenant_limits.max_sessions = 2;
+    auto rt = Start(o);
+    ASSERT_TRUE(rt);
+    ASSERT_TRUE(rt->CreateSession(1, {}).get().ok());
+    ASSERT_TRUE(rt->CreateSession(1, {}).get().ok());
+    EXPECT_EQ(rt->CreateSession(1, {}).get().status().code(), StatusCode::kResourceExhausted);
+    EXPECT_TRUE(rt->CreateSession(2, {}).get().ok()) << "another tenant has its own limit";
+}
+
+// Clients on four threads feed and ask their own sessions at once; every answer equals what a
+// single-threaded engine gives for the same sequence of appends and questions.
+TEST_P(RuntimeTest, ConcurrentClientsMatchASequentialEngine) {
+    constexpr int kClients = 4;
+    constexpr int kRounds = 3;
+    auto rt = Start();
+    ASSERT_TRUE(rt);
+    std::vector<std::vector<Tokens>> answers(kClients);
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+        clients.emplace_back([&, c] {
+            const SessionId id = *rt->CreateSession(c % 2, {}).get();
+            for (int r = 0; r < kRounds; ++r) {
+                auto appended = rt->AppendAndWait(c % 2, id, DataText(c * 10 + r)).get();
+                EXPECT_TRUE(appended.ok()) << appended.status().ToString();
+                auto a = rt->Query(c % 2, id, Q(c + r)).get();
+                EXPECT_TRUE(a.ok()) << a.status().ToString();
+                answers[c].push_back(a.ok() ? a->tokens : Tokens{});
+            }
+        });
+    }
+    for (auto& t : clients) {
+        t.join();
+    }
+    auto engine = OpenEngine(TestOptions(GetParam()));
+    ASSERT_TRUE(engine);
+    for (int c = 0; c < kClients; ++c) {
+        const SessionId id = *engine->CreateSession();
+        for (int r = 0; r < kRounds; ++r) {
+            ASSERT_TRUE(engine->Append(id, DataText(c * 10 + r)).ok());
+            EXPECT_EQ(answers[c][r], engine->Query(id, Q(c + r))->tokens) << c << "/" << r;
+        }
+    }
+}
+
+// Append answers once accepted; a query after it still sees its data (read your writes).
+TEST_P(RuntimeTest, AcceptedAppendsAreReadByLaterQueries) {
+    auto rt = Start();
+    ASSERT_TRUE(rt);
+    const SessionId id = *rt->CreateSession(0, {}).get();
+    std::vector<std::future<Result<AppendResult>>> acks;
+    for (int i = 0; i < 5; ++i) {
+        acks.push_back(rt->Append(0, id, DataText(i)));
+    }
+    for (int i = 0; i < 5; ++i) {
+        auto ack = acks[i].get();
+        ASSERT_TRUE(ack.ok());
+        EXPECT_EQ(ack->version, static_cast<std::uint64_t>(i + 1));
+    }
+    auto answer = rt->Query(0, id, Q(0)).get();
+    ASSERT_TRUE(answer.ok());
+    EXPECT_EQ(answer->version, 5U);
+    EXPECT_EQ(rt->Info(0, id).get()->version, 5U);
+}
+
+TEST_P(RuntimeTest, ShutdownAnswersEverythingInFlight) {
+    auto rt = Start();
+    ASSERT_TRUE(rt);
+    const SessionId id = *rt->CreateSession(0, {}).get();
+    std::vector<std::future<Result<Answer>>> answers;
+    std::vector<std::future<Result<AppendResult>>> appends;
+    for (int i = 0; i < 20; ++i) {
+        appends.push_back(rt->AppendAndWait(0, id, DataText(i)));
+        answers.push_back(rt->Query(0, id, Q(i)));
+    }
+    rt.reset();  // must not hang, and no promise may be left broken
+    for (auto& f : answers) {
+        auto a = f.get();
+        EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted) << a.status().ToString();
+    }
+    for (auto& f : appends) {
+        auto a = f.get();
+        EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted) << a.status().ToString();
+    }
+}
+
+TEST_P(RuntimeTest, MetricsAreReadableFromAnyThread) {
+    auto rt = Start();
+    ASSERT_TRUE(rt);
+    const SessionId id = *rt->CreateSession(0, {}).get();
+    ASSERT_TRUE(rt->AppendAndWait(0, id, DataText(1)).get().ok());
+    ASSERT_TRUE(rt->Query(0, id, Q(1)).get().ok());
+    const std::string text = rt->MetricsPrometheus();
+    EXPECT_NE(text.find("kvs_steps_total"), std::string::npos);
+    EXPECT_NE(text.find("kvs_step_ms_bucket"), std::string::npos);
+    EXPECT_NE(rt->MetricsTable().find("kvs_decode_ms"), std::string::npos);
+}
+
+TEST_P(RuntimeTest, StatelessRequestsMatchTheEngine) {
+    auto rt = Start();
+    ASSERT_TRUE(rt);
+    const std::string prompt = DataText(3) + DataText(4);
+    auto a = rt->Stateless(7, prompt, Q(2)).get();
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    auto engine = OpenEngine(TestOptions(GetParam()));
+    ASSERT_TRUE(engine);
+    EXPECT_EQ(a->tokens, engine->QueryStateless(*engine->TokenizeContext(prompt), Q(2))->tokens);
+    EXPECT_EQ(rt->Stateless(7, "\xFF", Q(2)).get().status().code(), StatusCode::kInvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, RuntimeTest, ::testing::ValuesIn(TestModelNames()));
+
+}  // namespace
+}  // namespace kvs::test
