@@ -61,7 +61,9 @@ struct EngineOptions {
     int max_sessions = 256;                // sessions in all, resident and parked
     int n_batch = 512;                     // most tokens per decode step
     int prefill_chunk_tokens = 0;          // data tokens per step for one session; 0: n_batch
-    double target_step_ms = 0;             // while queries run, ingest is cut to stay under it
+    double target_step_ms = 0;  // step latency target while queries run: >0 ms; 0 (default):
+                                // kAutoTargetFactor x the step's predicted query-only time;
+                                // <0: none (ingest always fills the batch)
     int min_ingest_tokens = 16;            // ingest progress per step even under query load
     int n_threads = 0;                     // 0: all hardware threads
     bool flash_attn = false;               // measured slower on CPU at depth (docs/benchmarks.md)
@@ -133,6 +135,10 @@ struct StepReport {
     double total_ms = 0;   // the whole step
     bool latency_bound = false;
 };
+
+// With target_step_ms = 0, ingest may lengthen a step that carries queries by at most this
+// factor (chosen from the measurements in docs/benchmarks.md).
+inline constexpr double kAutoTargetFactor = 1.5;
 
 // Histogram buckets for millisecond timings: 0.1 ms to about 100 s.
 inline const std::vector<double> kMsBuckets = ExponentialBuckets(0.1, 2.0, 21);
@@ -269,6 +275,7 @@ private:
     // waits, or it can start now).
     int CatchUpTokens(const Session& s) const;
     std::vector<WorkItem> CollectWork() const;
+    double StepTargetMs(std::span<const WorkItem> work) const;
     void BuildBatch(const StepPlan& plan, StepReport& report);
     int AddIngest(Session& s, int n_tokens);
     void FinishQueries(const Status& decoded);

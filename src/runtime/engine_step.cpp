@@ -32,7 +32,7 @@ StepReport Engine::Step() {
     }
     PlanOptions po;
     po.n_batch = context_->n_batch();
-    po.target_step_ms = options_.target_step_ms;
+    po.target_step_ms = StepTargetMs(work);
     po.min_ingest_tokens = options_.min_ingest_tokens;
     const StepPlan plan = PlanStep(work, po, cost_);
     BuildBatch(plan, report);
@@ -53,6 +53,20 @@ StepReport Engine::Step() {
     report.latency_bound = plan.latency_bound;
     RecordStep(report, decoded);
     return report;
+}
+
+double Engine::StepTargetMs(std::span<const WorkItem> work) const {
+    if (options_.target_step_ms != 0) {
+        return std::max(0.0, options_.target_step_ms);  // < 0: no target
+    }
+    int n_query = 0;  // tokens queries will put in the batch (the policy never cuts them)
+    for (const WorkItem& w : work) {
+        if (w.kind == WorkKind::kDecode || w.kind == WorkKind::kQueryPrefill) {
+            n_query += w.kind == WorkKind::kDecode ? 1 : w.n_tokens_left;
+        }
+    }
+    n_query = std::min(n_query, context_->n_batch());
+    return n_query == 0 ? 0.0 : kAutoTargetFactor * cost_.PredictMs(n_query);
 }
 
 void Engine::AdmitQueries() {
