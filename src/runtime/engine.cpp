@@ -122,6 +122,10 @@ Result<SessionId> Engine::TryCreateSession(const SessionOptions& options) {
                            " tokens; a session holds at most " +
                            std::to_string(context_->n_ctx_seq()));
     }
+    if (options.on_full == OnFull::kRoll && !context_->CanShift()) {
+        return InvalidArgument(
+            "on_full=roll needs a model whose KV memory can shift positions; this one cannot");
+    }
     if (n_sessions() >= options_.max_sessions) {
         return Status(StatusCode::kResourceExhausted, "the engine holds its maximum of " +
                                                           std::to_string(options_.max_sessions) +

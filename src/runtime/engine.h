@@ -52,23 +52,24 @@ namespace kvs {
 
 struct EngineOptions {
     std::string model_path;
-    int n_sessions = 8;                    // resident session slots (one KV sequence each)
-    int n_ctx_session = 4096;              // cells per slot (rounded up to 256)
-    std::int64_t kv_budget_cells = 0;      // >0: slots = budget / slot cells - n_scratch
-    int n_scratch = 1;                     // sequences for stateless requests
-    int n_template_slots = 2;              // sequences caching shared prefixes (0: off)
-    int min_template_tokens = 16;          // shorter prefixes are prefilled directly
-    int max_sessions = 256;                // sessions in all, resident and parked
-    int n_batch = 512;                     // most tokens per decode step
-    int prefill_chunk_tokens = 0;          // data tokens per step for one session; 0: n_batch
-    double target_step_ms = 0;  // step latency target while queries run: >0 ms; 0 (default):
-                                // kAutoTargetFactor x the step's predicted query-only time;
-                                // <0: none (ingest always fills the batch)
-    int min_ingest_tokens = 16;            // ingest progress per step even under query load
-    int n_threads = 0;                     // 0: all hardware threads
-    bool flash_attn = false;               // measured slower on CPU at depth (docs/benchmarks.md)
-    int n_gpu_layers = 0;                  // layers offloaded when libllama has a GPU backend
-    std::size_t max_text_bytes = 1 << 20;  // one append or prefix
+    int n_sessions = 8;                // resident session slots (one KV sequence each)
+    int n_ctx_session = 4096;          // cells per slot (rounded up to 256)
+    std::int64_t kv_budget_cells = 0;  // >0: slots = budget / slot cells - n_scratch
+    int n_scratch = 1;                 // sequences for stateless requests
+    int n_template_slots = 2;          // sequences caching shared prefixes (0: off)
+    int min_template_tokens = 16;      // shorter prefixes are prefilled directly
+    int max_sessions = 256;            // sessions in all, resident and parked
+    int max_resident_per_tenant = 0;   // KV slots one tenant may hold at once; 0: no limit
+    int n_batch = 512;                 // most tokens per decode step
+    int prefill_chunk_tokens = 0;      // data tokens per step for one session; 0: n_batch
+    double target_step_ms = 0;         // step latency target while queries run: >0 ms; 0 (default):
+                                       // kAutoTargetFactor x the step's predicted query-only time;
+                                       // <0: none (ingest always fills the batch)
+    int min_ingest_tokens = 16;        // ingest progress per step even under query load
+    int n_threads = 0;                 // 0: all hardware threads
+    bool flash_attn = false;           // measured slower on CPU at depth (docs/benchmarks.md)
+    int n_gpu_layers = 0;              // layers offloaded when libllama has a GPU backend
+    std::size_t max_text_bytes = 1 << 20;                // one append or prefix
     std::size_t park_host_bytes = std::size_t{1} << 30;  // RAM for parked sessions
     std::string park_dir;  // spill folder past park_host_bytes; empty: none
 };
@@ -301,7 +302,8 @@ private:
     // Residency (residency.cpp).
     Status MakeResident(Session& s);
     Status ParkSession(Session& s);
-    Session* PickVictim(const Session* keep, bool idle_only);
+    Session* PickVictim(const Session* keep, bool idle_only, bool same_tenant = false);
+    int ResidentCount(TenantId tenant) const;
     Status Reprefill(Session& s);
     void RestoreWaiting();
     Status RollWindow(Session& s, int n_needed);

@@ -22,9 +22,12 @@ Status Engine::MakeResident(Session& s) {
     if (s.resident()) {
         return Status::Ok();
     }
-    auto seq = slots_.Acquire();
+    // A tenant at its resident limit makes room among its own sessions.
+    const bool at_tenant_limit = options_.max_resident_per_tenant > 0 &&
+                                 ResidentCount(s.tenant) >= options_.max_resident_per_tenant;
+    auto seq = at_tenant_limit ? std::nullopt : slots_.Acquire();
     if (!seq) {
-        Session* victim = PickVictim(&s, /*idle_only=*/false);
+        Session* victim = PickVictim(&s, /*idle_only=*/false, at_tenant_limit);
         if (victim == nullptr) {
             return Status(StatusCode::kResourceExhausted,
                           "all " + std::to_string(slots_.n_slots()) +
@@ -80,13 +83,22 @@ Status Engine::ParkSession(Session& s) {
     return Status::Ok();
 }
 
-Session* Engine::PickVictim(const Session* keep, bool idle_only) {
+int Engine::ResidentCount(TenantId tenant) const {
+    int n = 0;
+    for (const auto& [id, s] : sessions_) {
+        n += s.resident() && s.tenant == tenant ? 1 : 0;
+    }
+    return n;
+}
+
+Session* Engine::PickVictim(const Session* keep, bool idle_only, bool same_tenant) {
     // Idle sessions first (no queued work), least recently used first; a session with queued
     // appends may go only after it had a few steps to ingest.
     Session* best = nullptr;
     auto rank = [](const Session& s) { return std::pair(!s.pending.empty(), s.last_used); };
     for (auto& [id, s] : sessions_) {
-        if (&s == keep || !s.resident() || s.busy() || QueryWaitsFor(id)) {
+        if (&s == keep || !s.resident() || s.busy() || QueryWaitsFor(id) ||
+            (same_tenant && s.tenant != keep->tenant)) {
             continue;
         }
         const bool has_work = !s.pending.empty();
@@ -122,7 +134,7 @@ void Engine::RestoreWaiting() {
         if (n_restored == kMaxRestoresForIngestPerStep) {
             break;
         }
-        if (!slots_.CanAcquire() && PickVictim(s, /*idle_only=*/false) == nullptr) {
+        if (!slots_.CanAcquire() && PickVictim(s, /*idle_only=*/false, false) == nullptr) {
             break;
         }
         n_restored += MakeResident(*s).ok() ? 1 : 0;

@@ -244,6 +244,33 @@ std::string SystemPrompt() {
            "questions about trend, price and volume. Once upon a time there was a market.";
 }
 
+// A tenant at its resident limit parks its own sessions, never another tenant's.
+TEST_P(Scheduler, TenantResidentLimit) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_sessions = 4;
+    o.max_resident_per_tenant = 2;
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    const SessionId other = *engine->CreateSession({.prefix = "", .tenant = 2});
+    std::vector<SessionId> mine;
+    for (int i = 0; i < 4; ++i) {
+        mine.push_back(*engine->CreateSession({.prefix = "", .tenant = 1}));
+        ASSERT_TRUE(engine->Append(mine.back(), DataText(i)).ok());
+    }
+    int resident = 0;
+    for (SessionId id : mine) {
+        resident += engine->Info(id)->resident ? 1 : 0;
+    }
+    EXPECT_EQ(resident, 2);
+    EXPECT_TRUE(engine->Info(other)->resident);
+    for (SessionId id : mine) {  // all still answer correctly, taking turns in two slots
+        auto a = engine->Query(id, Greedy(0, 4));
+        ASSERT_TRUE(a.ok()) << a.status().ToString();
+        EXPECT_EQ(a->tokens,
+                  engine->QueryStateless(*engine->SessionTokens(id), Greedy(0, 4))->tokens);
+    }
+}
+
 // Stateless prefill and session ingest share the room a step leaves: neither starves.
 TEST_P(Scheduler, StatelessAndIngestShareSteps) {
     EngineOptions o = TestOptions(GetParam());
