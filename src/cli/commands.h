@@ -8,5 +8,6 @@ namespace kvs {
 void AddMakeModelCommand(CLI::App& app);
 void AddDemoCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
+void AddLoadCommand(CLI::App& app);
 
 }  // namespace kvs

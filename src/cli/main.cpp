@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     kvs::AddDemoCommand(app);
     kvs::AddMakeModelCommand(app);
     kvs::AddBenchCommand(app);
+    kvs::AddLoadCommand(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The multi-session scheduler benchmark (`kvstream load`).
+#
+# 32 sessions on the Qwen2.5-0.5B shape twin (Q8_0), 2 threads, each with a 1024-cell window that
+# rolls when full, fed one synthetic market bar per second per session, while questions (8-token
+# answers) arrive at random sessions on a seeded Poisson schedule, one every 500 ms on average,
+# for 60 s. Then the feed stops, the backlog drains and the same questions are asked one at a time
+# on the idle engine. Figures:
+#   - per-query latency p50/p99/mean, loaded vs idle, and the ratio of the p50s (target <= 1.5x);
+#   - scheduler overhead (kvs_overhead_ms_sum / kvs_step_ms_sum) under load (target < 5%);
+#   - park and restore time per session length (256, 1024, 4096 tokens; RAM, and disk through a
+#     spill folder with a 1-byte host budget);
+#   - sessions per KV budget (resident by formula, parked by measured blob size).
+#
+# Usage: bench/scheduler.sh [--quick] [more `kvstream load` options]
+#        (--quick: 8 sessions for 20 s; later options override the defaults above)
+# Run it on an otherwise idle machine: with 2 threads on a 2-core machine, any other process
+# stalls ggml's spinning worker threads and the loaded latencies with them.
+# Writes bench/results/scheduler-<UTC time>/{machine.txt,load.json,load.txt,report.md} and prints
+# the report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+args="$*"
+sessions=32; duration=60
+if [ "${1:-}" = "--quick" ]; then sessions=8; duration=20; shift; fi
+threads=2
+
+scripts/setup.sh build
+cache="${KVSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstream}"
+model="$cache/models/qwen2.5-0.5b-q8_0.gguf"
+[ -f "$model" ] || build/kvstream make-model --shape qwen2.5-0.5b --type q8_0 --out "$model"
+
+out="bench/results/scheduler-$(date -u +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+{
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB; threads: $threads"
+  echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "default model: $model ($(du -m "$model" | cut -f1) MiB)"
+  echo "kvstream: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+} > "$out/machine.txt"
+cat "$out/machine.txt"
+
+# The spill folder sits on the results disk (not /tmp, which may be RAM); the park store removes it.
+cmd=(build/kvstream load --model "$model" --sessions "$sessions" --duration-s "$duration"
+     --threads "$threads" --park-dir "$out/park-spill" --json "$out/load.json" --metrics "$@")
+echo "== ${cmd[*]}" >&2
+"${cmd[@]}" | tee "$out/load.txt"
+
+{
+  echo "# Scheduler benchmark: $(basename "$out")"
+  echo
+  echo '```'
+  cat "$out/machine.txt"
+  echo '```'
+  echo
+  echo '```'
+  sed '/^engine metrics (whole run)/,$d' "$out/load.txt"
+  echo '```'
+  echo
+  echo "## How to reproduce each figure"
+  echo
+  echo "Every figure above comes from one run of:"
+  echo
+  echo '```sh'
+  echo "bench/scheduler.sh $args"
+  echo "# which runs:"
+  echo "${cmd[*]}"
+  echo '```'
+  echo
+  echo "- **Query latency, loaded vs idle** (\`loaded\`/\`idle\` in \`load.json\`): client-observed"
+  echo "  milliseconds from \`Runtime::Query\` to its future being ready, p50/p99/mean; \`engine\`"
+  echo "  is \`Answer::timings.total_ms\`, \`queued\` its \`queued_ms\`. Idle = the same question"
+  echo "  on the same sessions, one at a time, after the feed stopped and the backlog drained."
+  echo "- **Scheduler overhead**: the loaded phase's \`kvs_overhead_ms_sum / kvs_step_ms_sum\`"
+  echo "  (differences of \`Runtime::MetricsPrometheus()\` before and after the phase)."
+  echo "- **Park / restore**: a separate \`Engine\` with one session grown to each"
+  echo "  \`--park-lengths\` length, \`Engine::Park\` + \`Engine::Restore\` \`--park-reps\` times,"
+  echo "  medians of the engine's \`EngineEvent::ms\`; disk rows use \`--park-dir\` with a 1-byte"
+  echo "  host budget. Only this phase: add \`--duration-s 1 --idle-queries 1\`."
+  echo "- **Sessions per KV budget**: computed from the model header (\`InspectModelFile\`) and the"
+  echo "  engine's reserved sequences; parked counts divide \`EngineOptions::park_host_bytes\` by"
+  echo "  the measured blob size."
+} > "$out/report.md"
+echo "report: $out/report.md" >&2
