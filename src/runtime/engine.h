@@ -65,7 +65,8 @@ struct EngineOptions {
     double target_step_ms = 0;         // step latency target while queries run: >0 ms; 0 (default):
                                        // kAutoTargetFactor x the step's predicted query-only time;
                                        // <0: none (ingest always fills the batch)
-    int min_ingest_tokens = 16;        // ingest progress per step even under query load
+    int min_ingest_tokens = 16;        // ingest progress per step once queries have held ingest
+                                       // back for kStarvedSteps steps in a row
     int n_threads = 0;                 // 0: all hardware threads
     bool flash_attn = false;           // measured slower on CPU at depth (docs/benchmarks.md)
     int n_gpu_layers = 0;              // layers offloaded when libllama has a GPU backend
@@ -140,6 +141,11 @@ struct StepReport {
 // With target_step_ms = 0, ingest may lengthen a step that carries queries by at most this
 // factor (chosen from the measurements in docs/benchmarks.md).
 inline constexpr double kAutoTargetFactor = 1.5;
+
+// After this many steps in a row in which the latency target left ingest less than
+// min_ingest_tokens, ingest gets min_ingest_tokens per step until it catches up (no starvation
+// under a query storm, no cost to occasional queries).
+inline constexpr int kStarvedSteps = 8;
 
 // Histogram buckets for millisecond timings: 0.1 ms to about 100 s.
 inline const std::vector<double> kMsBuckets = ExponentialBuckets(0.1, 2.0, 21);
@@ -277,6 +283,7 @@ private:
     int CatchUpTokens(const Session& s) const;
     std::vector<WorkItem> CollectWork() const;
     double StepTargetMs(std::span<const WorkItem> work) const;
+    bool IngestStarved(std::span<const WorkItem> work, const StepPlan& plan) const;
     void BuildBatch(const StepPlan& plan, StepReport& report);
     int AddIngest(Session& s, int n_tokens);
     void FinishQueries(const Status& decoded);
@@ -328,7 +335,8 @@ private:
     std::vector<IngestMark> batch_ingest_;  // sessions with data in the current batch
     SessionId next_session_ = 1;
     QueryId next_query_ = 1;
-    std::uint64_t tick_ = 0;  // arrival order and LRU clock
+    std::uint64_t tick_ = 0;   // arrival order and LRU clock
+    int n_starved_steps_ = 0;  // consecutive steps whose ingest the target cut below the minimum
     MetricsRegistry metrics_;
 };
 

@@ -33,8 +33,9 @@ StepReport Engine::Step() {
     PlanOptions po;
     po.n_batch = context_->n_batch();
     po.target_step_ms = StepTargetMs(work);
-    po.min_ingest_tokens = options_.min_ingest_tokens;
+    po.min_ingest_tokens = n_starved_steps_ >= kStarvedSteps ? options_.min_ingest_tokens : 0;
     const StepPlan plan = PlanStep(work, po, cost_);
+    n_starved_steps_ = IngestStarved(work, plan) ? n_starved_steps_ + 1 : 0;
     BuildBatch(plan, report);
     if (batch_.empty()) {
         return report;
@@ -67,6 +68,18 @@ double Engine::StepTargetMs(std::span<const WorkItem> work) const {
     }
     n_query = std::min(n_query, context_->n_batch());
     return n_query == 0 ? 0.0 : kAutoTargetFactor * cost_.PredictMs(n_query);
+}
+
+bool Engine::IngestStarved(std::span<const WorkItem> work, const StepPlan& plan) const {
+    int wanted = 0;
+    int planned = 0;
+    for (const WorkItem& w : work) {
+        wanted += w.kind == WorkKind::kIngest ? w.n_tokens_left : 0;
+    }
+    for (const PlannedChunk& c : plan.chunks) {
+        planned += c.kind == WorkKind::kIngest ? c.n_tokens : 0;
+    }
+    return wanted > planned && planned < options_.min_ingest_tokens;
 }
 
 void Engine::AdmitQueries() {
