@@ -36,6 +36,7 @@ struct LoadOptions {
     double duration_s = 60;
     int warmup_bars = 8;
     int max_tokens = 8;
+    std::uint64_t max_staleness = 0;  // QueryOptions::max_staleness of every question
     int n_threads = 2;
     double target_step_ms = EngineOptions{}.target_step_ms;
     int prefill_chunk_tokens = EngineOptions{}.prefill_chunk_tokens;

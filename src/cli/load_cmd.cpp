@@ -95,6 +95,9 @@ void AddRunOptions(CLI::App* cmd, LoadOptions& o) {
     cmd->add_option("--warmup-bars", o.warmup_bars, "Bars per session before measuring")
         ->check(CLI::Range(1, 100000))
         ->capture_default_str();
+    cmd->add_option("--max-staleness", o.max_staleness,
+                    "Versions an answer may lag its session's accepted data (0: read your writes)")
+        ->capture_default_str();
     cmd->add_option("--max-tokens", o.max_tokens, "Answer length (exact)")
         ->check(CLI::Range(1, 256))
         ->capture_default_str();

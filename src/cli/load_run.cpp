@@ -66,11 +66,12 @@ struct LiveCounts {
     std::atomic<int> n_bars{0};
 };
 
-QueryOptions QuestionFor(const std::string& symbol, int max_tokens) {
+QueryOptions QuestionFor(const std::string& symbol, int max_tokens, std::uint64_t max_staleness) {
     QueryOptions q;
     q.question = "\nQ: Is " + symbol + " trending up or down, and what was the last close?\nA:";
     q.max_tokens = max_tokens;
     q.ignore_eog = true;  // every answer has max_tokens tokens, so latencies compare
+    q.max_staleness = max_staleness;
     return q;
 }
 
@@ -130,8 +131,11 @@ Fleet StartFleet(Runtime& rt, BarSource& source, const LoadOptions& o) {
         Check(w.get().status(), "warm-up append");
     }
     // One question first, so graph allocation and first-use costs stay out of the figures.
-    Check(Ask(rt, fleet.ids[0], QuestionFor(fleet.symbols[0], o.max_tokens), nullptr).get().status,
-          "warm-up question");
+    Check(
+        Ask(rt, fleet.ids[0], QuestionFor(fleet.symbols[0], o.max_tokens, o.max_staleness), nullptr)
+            .get()
+            .status,
+        "warm-up question");
     return fleet;
 }
 
@@ -195,8 +199,8 @@ std::vector<std::future<QueryRecord>> AskOnSchedule(Runtime& rt,
         }
         std::this_thread::sleep_until(due);
         const std::size_t i = rng.Below(fleet.ids.size());
-        answers.push_back(
-            Ask(rt, fleet.ids[i], QuestionFor(fleet.symbols[i], o.max_tokens), &live));
+        answers.push_back(Ask(rt, fleet.ids[i],
+                              QuestionFor(fleet.symbols[i], o.max_tokens, o.max_staleness), &live));
         live.n_asked.fetch_add(1);
     }
 }
@@ -354,8 +358,10 @@ Phase RunIdle(Runtime& rt, const Fleet& fleet, const LoadOptions& o) {
     const auto start = Clock::now();
     for (int k = 0; k < o.idle_queries; ++k) {
         const std::size_t i = rng.Below(fleet.ids.size());
-        phase.queries.push_back(
-            Ask(rt, fleet.ids[i], QuestionFor(fleet.symbols[i], o.max_tokens), nullptr).get());
+        phase.queries.push_back(Ask(rt, fleet.ids[i],
+                                    QuestionFor(fleet.symbols[i], o.max_tokens, o.max_staleness),
+                                    nullptr)
+                                    .get());
     }
     phase.steps =
         StepsBetween(before, ParseMetrics(rt.MetricsPrometheus()), MsBetween(start, Clock::now()));

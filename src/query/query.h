@@ -28,11 +28,13 @@ class Model;
 
 struct QueryOptions {
     std::string question;
-    int max_tokens = 64;            // 1..kMaxAnswerTokens
-    std::vector<std::string> stop;  // the answer ends before the first of these
-    SamplingParams sampling;        // greedy by default
-    bool keep_logits = false;       // record each step's logits (tests, diagnostics)
-    bool ignore_eog = false;        // generate exactly max_tokens (benchmarks)
+    int max_tokens = 64;              // 1..kMaxAnswerTokens
+    std::vector<std::string> stop;    // the answer ends before the first of these
+    SamplingParams sampling;          // greedy by default
+    bool keep_logits = false;         // record each step's logits (tests, diagnostics)
+    bool ignore_eog = false;          // generate exactly max_tokens (benchmarks)
+    std::uint64_t max_staleness = 0;  // versions the answer may lag the accepted data (0: read
+                                      // every append accepted before the query)
 };
 
 inline constexpr int kMaxAnswerTokens = 4096;

@@ -284,7 +284,9 @@ Result<QueryId> Engine::TrySubmitQuery(SessionId id, const QueryOptions& options
     QueryJob job;
     job.id = next_query_++;
     job.session = id;
-    job.target_version = s->accepted_version;
+    // Read your writes, unless the caller accepts an answer up to max_staleness versions old.
+    job.target_version = std::max(
+        s->version, s->accepted_version - std::min(s->accepted_version, options.max_staleness));
     job.options = options;
     job.prompt = std::move(question).value();
     job.arrival = ++tick_;

@@ -329,14 +329,17 @@ private:
     std::deque<QueryId> waiting_;          // queued, not yet started, in arrival order
     std::vector<FinishedQuery> finished_;
     std::vector<EngineEvent> events_;
-    StepCostModel cost_;
+    // Remembers about 50 steps (alpha 0.02): enough to hold both single-token decode steps and
+    // full prefill batches, so the fitted intercept is not skewed by a run of equal-sized steps.
+    StepCostModel cost_{5.0, 1.0, 0.02};
     Batch batch_;
     std::vector<QueryId> batch_queries_;    // queries with tokens in the current batch
     std::vector<IngestMark> batch_ingest_;  // sessions with data in the current batch
     SessionId next_session_ = 1;
     QueryId next_query_ = 1;
-    std::uint64_t tick_ = 0;   // arrival order and LRU clock
-    int n_starved_steps_ = 0;  // consecutive steps whose ingest the target cut below the minimum
+    std::uint64_t tick_ = 0;     // arrival order and LRU clock
+    double decode_step_ms_ = 0;  // EWMA of decode-only steps (the auto latency target's base)
+    int n_starved_steps_ = 0;    // consecutive steps whose ingest the target cut below the minimum
     MetricsRegistry metrics_;
 };
 

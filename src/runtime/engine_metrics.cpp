@@ -51,6 +51,10 @@ void Engine::RecordGauges() {
     m.GetGauge("kvs_kv_cells_used", "KV cells holding session data")
         .Set(static_cast<double>(n_cells));
     m.GetGauge("kvs_kv_cells_total", "KV cells of the context").Set(total_cells);
+    m.GetGauge("kvs_cost_fixed_ms", "Step cost model: fixed milliseconds per step")
+        .Set(cost_.fixed_ms());
+    m.GetGauge("kvs_cost_ms_per_token", "Step cost model: milliseconds per batch token")
+        .Set(cost_.ms_per_token());
     const ParkStats p = park_->stats();
     m.GetGauge("kvs_parked_host_bytes", "Parked session state in RAM")
         .Set(static_cast<double>(p.host_bytes));

@@ -46,6 +46,12 @@ StepReport Engine::Step() {
     report.decode_ms = MsSince(decode_started);
     if (decoded.ok()) {
         cost_.Observe(batch_.size(), report.decode_ms);
+        if (report.n_query_tokens == report.n_tokens && report.n_query_tokens <= 8) {
+            constexpr double kAlpha = 0.1;  // EWMA of decode-only steps
+            decode_step_ms_ = decode_step_ms_ == 0
+                                  ? report.decode_ms
+                                  : (1 - kAlpha) * decode_step_ms_ + kAlpha * report.decode_ms;
+        }
     }
     // 4. Post: sample and finish queries, commit ingested appends.
     FinishQueries(decoded);
@@ -60,14 +66,22 @@ double Engine::StepTargetMs(std::span<const WorkItem> work) const {
     if (options_.target_step_ms != 0) {
         return std::max(0.0, options_.target_step_ms);  // < 0: no target
     }
-    int n_query = 0;  // tokens queries will put in the batch (the policy never cuts them)
+    int n_decode = 0;
+    int n_prefill = 0;  // the policy never cuts query tokens
     for (const WorkItem& w : work) {
-        if (w.kind == WorkKind::kDecode || w.kind == WorkKind::kQueryPrefill) {
-            n_query += w.kind == WorkKind::kDecode ? 1 : w.n_tokens_left;
-        }
+        n_decode += w.kind == WorkKind::kDecode ? 1 : 0;
+        n_prefill += w.kind == WorkKind::kQueryPrefill ? w.n_tokens_left : 0;
     }
-    n_query = std::min(n_query, context_->n_batch());
-    return n_query == 0 ? 0.0 : kAutoTargetFactor * cost_.PredictMs(n_query);
+    if (n_decode + n_prefill == 0) {
+        return 0.0;  // no query waits: ingest may fill the batch
+    }
+    // A decode-only step is measured directly (the linear cost model is least accurate at a
+    // handful of tokens); a step with query prefill is predicted.
+    const double query_only_ms =
+        n_prefill == 0 && decode_step_ms_ > 0
+            ? decode_step_ms_
+            : cost_.PredictMs(std::min(n_decode + n_prefill, context_->n_batch()));
+    return kAutoTargetFactor * query_only_ms;
 }
 
 bool Engine::IngestStarved(std::span<const WorkItem> work, const StepPlan& plan) const {
@@ -110,10 +124,9 @@ Status Engine::StartStateless(QueryJob& job) {
 
 Status Engine::StartStateful(QueryJob& job) {
     Session& s = sessions_.at(job.session);
-    if (!s.resident() || s.busy() || s.version < job.target_version) {
+    if (!s.resident() || s.busy() || s.version < job.target_version || !s.at_boundary()) {
         return Status(StatusCode::kResourceExhausted, "session not ready");
     }
-    KV_CHECK(s.at_boundary(), "the target version ends at an append boundary");
     const int n_needed = static_cast<int>(job.prompt.size()) + job.options.max_tokens;
     if (n_needed > s.room()) {
         if (s.on_full == OnFull::kReject) {
@@ -168,9 +181,9 @@ int Engine::CatchUpTokens(const Session& s) const {
         if (job.session != s.id) {
             continue;
         }
-        int n = 0;
+        int n = 0;  // up to the target version, and at least to the end of a half-ingested append
         for (const PendingAppend& a : s.pending) {
-            if (a.version > job.target_version) {
+            if (a.version > job.target_version && (n > 0 || a.n_done == 0)) {
                 break;
             }
             n += static_cast<int>(a.tokens.size()) - a.n_done;

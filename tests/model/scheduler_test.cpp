@@ -175,6 +175,25 @@ TEST_P(Scheduler, QueryDuringIngestAnswersAConsistentVersion) {
     EXPECT_EQ(engine->Info(id)->n_pending_tokens, 0);
 }
 
+// max_staleness lets a query answer at the version already in the cache instead of waiting for
+// the data accepted before it.
+TEST_P(Scheduler, MaxStalenessSkipsTheCatchUp) {
+    auto engine = OpenEngine(TestOptions(GetParam()));
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession();
+    ASSERT_TRUE(engine->Append(id, DataText(1)).ok());
+    const Tokens at_v1 = *engine->SessionTokens(id);
+    ASSERT_TRUE(engine->SubmitAppend(id, DataText(2)).ok());  // version 2, not ingested yet
+    QueryOptions q = Greedy(0);
+    q.max_staleness = 1;
+    auto a = engine->Query(id, q);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->version, 1U);
+    EXPECT_EQ(a->tokens, engine->QueryStateless(at_v1, Greedy(0))->tokens);
+    q.max_staleness = 0;
+    EXPECT_EQ(engine->Query(id, q)->version, 2U);
+}
+
 // on_full = roll keeps the prefix, drops the oldest data and keeps answering.
 TEST_P(Scheduler, RollingWindowKeepsAnswering) {
     EngineOptions o = TestOptions(GetParam());
