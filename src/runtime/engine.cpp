@@ -289,10 +289,14 @@ Result<QueryId> Engine::TrySubmitQuery(SessionId id, const QueryOptions& options
         s->version, s->accepted_version - std::min(s->accepted_version, options.max_staleness));
     job.options = options;
     job.prompt = std::move(question).value();
+    return QueueQuery(std::move(job));
+}
+
+QueryId Engine::QueueQuery(QueryJob job) {
     job.arrival = ++tick_;
     job.submitted = Clock::now();
-    waiting_.push_back(job.id);
     const QueryId qid = job.id;
+    waiting_.push_back(qid);
     queries_.emplace(qid, std::move(job));
     return qid;
 }
@@ -314,12 +318,7 @@ Result<QueryId> Engine::TrySubmitStateless(Tokens context, const QueryOptions& o
     job.options = options;
     job.prompt = std::move(context);
     job.prompt.insert(job.prompt.end(), question->begin(), question->end());
-    job.arrival = ++tick_;
-    job.submitted = Clock::now();
-    waiting_.push_back(job.id);
-    const QueryId qid = job.id;
-    queries_.emplace(qid, std::move(job));
-    return qid;
+    return QueueQuery(std::move(job));
 }
 
 Result<SessionId> Engine::CreateSession(const SessionOptions& options) {

@@ -271,6 +271,7 @@ private:
     const Session* FindSession(SessionId id) const;
     Status ValidateText(std::string_view text, const char* what) const;
     Result<AppendResult> QueueAppend(Session& s, Tokens tokens);
+    QueryId QueueQuery(QueryJob job);  // stamps arrival and puts it in the waiting queue
     Status RunUntil(const std::function<bool()>& done);
 
     // Step phases (engine_step.cpp).

@@ -41,6 +41,16 @@ struct Runtime::State {
                         : Status::Ok();
     }
 
+    // Keeps the promise of a queued query until it finishes, or answers a refusal at once.
+    void Track(TenantId tenant, const Result<QueryId>& qid, std::promise<Result<Answer>>& p) {
+        if (!qid.ok()) {
+            p.set_value(qid.status());
+            return;
+        }
+        n_queries[tenant] += 1;
+        queries.emplace(*qid, PendingQuery{tenant, std::move(p)});
+    }
+
     // Hands finished queries and ingested appends to their waiters.
     void Deliver() {
         for (FinishedQuery& f : engine->TakeFinished()) {
@@ -260,13 +270,7 @@ std::future<Result<Answer>> Runtime::Query(TenantId tenant, SessionId id, QueryO
                                 std::to_string(s.limits.max_queued_queries) +
                                 " queries queued or running; retry shortly");
             }
-            auto qid = st.ok() ? s.engine->SubmitQuery(id, options) : Result<QueryId>(st);
-            if (!qid.ok()) {
-                p.set_value(qid.status());
-                return;
-            }
-            s.n_queries[tenant] += 1;
-            s.queries.emplace(*qid, State::PendingQuery{tenant, std::move(p)});
+            s.Track(tenant, st.ok() ? s.engine->SubmitQuery(id, options) : Result<QueryId>(st), p);
         },
         QueueFull());
 }
@@ -283,14 +287,10 @@ std::future<Result<Answer>> Runtime::Stateless(TenantId tenant,
                 return;
             }
             auto context = s.engine->TokenizeContext(prompt);
-            auto qid = context.ok() ? s.engine->SubmitStateless(std::move(context).value(), options)
-                                    : Result<QueryId>(context.status());
-            if (!qid.ok()) {
-                p.set_value(qid.status());
-                return;
-            }
-            s.n_queries[tenant] += 1;
-            s.queries.emplace(*qid, State::PendingQuery{tenant, std::move(p)});
+            s.Track(tenant,
+                    context.ok() ? s.engine->SubmitStateless(std::move(context).value(), options)
+                                 : Result<QueryId>(context.status()),
+                    p);
         },
         QueueFull());
 }
