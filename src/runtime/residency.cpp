@@ -33,7 +33,10 @@ Status Engine::MakeResident(Session& s) {
                           "all " + std::to_string(slots_.n_slots()) +
                               " session slots are busy; retry shortly");
         }
-        KV_RETURN_IF_ERROR(ParkSession(*victim));
+        if (Status parked = ParkSession(*victim); !parked.ok()) {
+            return Status(StatusCode::kUnavailable,
+                          "no room to park a session and free a slot: " + parked.message());
+        }
         seq = slots_.Acquire();
     }
     s.seq = *seq;
@@ -113,12 +116,23 @@ Session* Engine::PickVictim(const Session* keep, bool idle_only, bool same_tenan
 }
 
 void Engine::RestoreWaiting() {
-    // Sessions whose queries wait come first, in query arrival order.
+    // Sessions whose queries wait come first, in query arrival order. When no slot can be freed
+    // at all (parking itself fails), the query fails instead of waiting forever.
+    std::vector<QueryId> doomed;
+    Status why;
     for (QueryId q : waiting_) {
         const SessionId id = queries_.at(q).session;
-        if (id != 0 && !sessions_.at(id).resident()) {
-            (void)MakeResident(sessions_.at(id));  // on failure the query keeps waiting
+        if (id == 0 || sessions_.at(id).resident()) {
+            continue;
         }
+        if (Status st = MakeResident(sessions_.at(id)); st.code() == StatusCode::kUnavailable) {
+            doomed.push_back(q);
+            why = st;
+        }
+    }
+    for (QueryId q : doomed) {
+        std::erase(waiting_, q);
+        FailQuery(queries_.at(q), why);
     }
     // Then parked sessions with queued appends, least recently served first.
     std::vector<Session*> parked;

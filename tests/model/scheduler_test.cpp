@@ -175,6 +175,34 @@ TEST_P(Scheduler, QueryDuringIngestAnswersAConsistentVersion) {
     EXPECT_EQ(engine->Info(id)->n_pending_tokens, 0);
 }
 
+// When no slot can be freed because parking itself fails (host budget full, no spill folder),
+// a query for a parked session fails with unavailable instead of waiting forever.
+TEST_P(Scheduler, QueryFailsWhenNoSessionCanBeParked) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_sessions = 1;
+    std::size_t blob_bytes = 0;
+    {  // measure one parked session's size
+        auto probe = OpenEngine(o);
+        ASSERT_TRUE(probe);
+        auto a = *probe->CreateSession();
+        ASSERT_TRUE(probe->Append(a, DataText(1)).ok());
+        ASSERT_TRUE(probe->Park(a).ok());
+        blob_bytes = probe->park_store().stats().host_bytes;
+    }
+    o.park_host_bytes = blob_bytes + blob_bytes / 2;  // room for one parked session, not two
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto a = *engine->CreateSession();
+    ASSERT_TRUE(engine->Append(a, DataText(1)).ok());
+    auto b = engine->CreateSession();  // parks a
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_TRUE(engine->Append(*b, DataText(1)).ok());
+    auto answer = engine->Query(a, Greedy(0));  // needs b parked too: no room
+    EXPECT_EQ(answer.status().code(), StatusCode::kUnavailable) << answer.status().ToString();
+    EXPECT_FALSE(engine->HasWork());
+    EXPECT_TRUE(engine->Query(*b, Greedy(0)).ok()) << "the resident session still answers";
+}
+
 // max_staleness lets a query answer at the version already in the cache instead of waiting for
 // the data accepted before it.
 TEST_P(Scheduler, MaxStalenessSkipsTheCatchUp) {
