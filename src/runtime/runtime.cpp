@@ -1,5 +1,6 @@
 #include "runtime/runtime.h"
 
+#include <chrono>
 #include <map>
 #include <vector>
 
@@ -121,12 +122,19 @@ void Runtime::EngineThread(std::promise<Status> ready) {
     metrics_ = &state.engine->metrics();
     ready.set_value(Status::Ok());
 
+    bool stalled = false;  // the last step found work but could not run any of it
     while (true) {
         std::deque<Command> batch;
         {
             std::unique_lock lock(mu_);
-            cv_.wait(lock,
-                     [&] { return stopping_ || !commands_.empty() || state.engine->HasWork(); });
+            auto can_go = [&] {
+                return stopping_ || !commands_.empty() || (state.engine->HasWork() && !stalled);
+            };
+            if (stalled) {  // e.g. data for a session that cannot get a slot yet: poll, not spin
+                cv_.wait_for(lock, std::chrono::milliseconds(10), can_go);
+            } else {
+                cv_.wait(lock, can_go);
+            }
             batch.swap(commands_);
             state.stopping = stopping_;
         }
@@ -136,9 +144,7 @@ void Runtime::EngineThread(std::promise<Status> ready) {
         if (state.stopping) {
             break;
         }
-        if (state.engine->HasWork()) {
-            state.engine->Step();
-        }
+        stalled = state.engine->HasWork() && state.engine->Step().n_tokens == 0;
         state.Deliver();
     }
     // Shutdown: whatever still waits is told so.
