@@ -150,6 +150,32 @@ inline constexpr int kStarvedSteps = 8;
 // Histogram buckets for millisecond timings: 0.1 ms to about 100 s.
 inline const std::vector<double> kMsBuckets = ExponentialBuckets(0.1, 2.0, 21);
 
+// The metrics the engine records every step, looked up once (a registry lookup takes a mutex).
+struct StepMetrics {
+    explicit StepMetrics(MetricsRegistry& m);
+
+    Counter& steps;
+    Histogram& step_ms;
+    Histogram& decode_ms;
+    Histogram& overhead_ms;
+    Counter& query_tokens;
+    Counter& ingest_tokens;
+    Counter& stateless_tokens;
+    Counter& latency_bound_steps;
+    Gauge& sessions;
+    Gauge& sessions_resident;
+    Gauge& slots;
+    Gauge& queries_waiting;
+    Gauge& queries_running;
+    Gauge& pending_ingest_tokens;
+    Gauge& kv_cells_used;
+    Gauge& kv_cells_total;
+    Gauge& cost_fixed_ms;
+    Gauge& cost_ms_per_token;
+    Gauge& parked_host_bytes;
+    Gauge& parked_disk_bytes;
+};
+
 class Engine {
 public:
     // Loads the model and creates the context. Errors: kNotFound, kInvalidArgument, kUnavailable.
@@ -342,6 +368,7 @@ private:
     double decode_step_ms_ = 0;  // EWMA of decode-only steps (the auto latency target's base)
     int n_starved_steps_ = 0;    // consecutive steps whose ingest the target cut below the minimum
     MetricsRegistry metrics_;
+    StepMetrics step_metrics_{metrics_};
 };
 
 }  // namespace kvs
