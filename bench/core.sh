@@ -11,6 +11,8 @@
 # the report, which is what docs/benchmarks.md quotes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 depths="512,2048,8192"; reps=5; stateless_reps=2; lb_reps=3
 if [ "${1:-}" = "--quick" ]; then depths="512,2048"; reps=3; stateless_reps=1; lb_reps=2; fi
@@ -19,18 +21,11 @@ threads=2
 scripts/setup.sh build
 bench_build=$(scripts/build_llama.sh --with-tools | tail -n 1)
 llama_bench="$bench_build/bin/llama-bench"
-cache="${KVSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstream}"
-model="$cache/models/qwen2.5-0.5b-q8_0.gguf"
-[ -f "$model" ] || build/kvstream make-model --shape qwen2.5-0.5b --type q8_0 --out "$model"
+bench_default_model
 
 out="bench/results/core-$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
-{
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB; threads: $threads"
-  echo "model: $model ($(du -m "$model" | cut -f1) MiB)"
-  echo "llama.cpp: $(git -C "$cache/llama/src/llama.cpp-80fb11ac" rev-parse --short HEAD 2>/dev/null || echo 80fb11ac)"
-} > "$out/machine.txt"
+bench_machine_info "$threads" "$model" > "$out/machine.txt"
 cat "$out/machine.txt"
 
 echo "== kvstream bench, flash attention off" >&2

@@ -22,6 +22,8 @@
 # the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 args="$*"
 sessions=32; duration=60
@@ -29,19 +31,11 @@ if [ "${1:-}" = "--quick" ]; then sessions=8; duration=20; shift; fi
 threads=2
 
 scripts/setup.sh build
-cache="${KVSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstream}"
-model="$cache/models/qwen2.5-0.5b-q8_0.gguf"
-[ -f "$model" ] || build/kvstream make-model --shape qwen2.5-0.5b --type q8_0 --out "$model"
+bench_default_model
 
 out="bench/results/scheduler-$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
-{
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB; threads: $threads"
-  echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "default model: $model ($(du -m "$model" | cut -f1) MiB)"
-  echo "kvstream: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
-} > "$out/machine.txt"
+bench_machine_info "$threads" "$model" > "$out/machine.txt"
 cat "$out/machine.txt"
 
 # The spill folder sits on the results disk (not /tmp, which may be RAM); the park store removes it.
