@@ -4,6 +4,7 @@
 #include "engine/batch.h"
 #include "engine/context.h"
 #include "engine/model.h"
+#include "query/flash.h"
 
 #include <algorithm>
 
@@ -96,6 +97,8 @@ void QueryRun::Consume(const Context& context, const Model& model) {
         const auto logits = context.Logits(logits_index_);
         answer_.step_logits.emplace_back(logits.begin(), logits.end());
     }
+    gap_sum_ += TopTwoLogitGap(context.Logits(logits_index_));
+    ++n_sampled_;
     const Token token = sampler_.Sample(context, logits_index_);
     logits_index_ = -1;
     if (phase_ == Phase::kPrefill) {
@@ -136,6 +139,7 @@ Answer QueryRun::TakeAnswer() {
     answer_.text.resize(CompleteUtf8Prefix(answer_.text));
     QueryTimings& t = answer_.timings;
     t.n_answer_tokens = static_cast<int>(answer_.tokens.size());
+    answer_.confidence = n_sampled_ > 0 ? gap_sum_ / n_sampled_ : 0.0;
     t.prefill_ms = MsBetween(started_, first_token_);
     t.decode_ms = MsBetween(first_token_, now);
     t.total_ms = MsBetween(started_, now);

@@ -35,6 +35,11 @@ struct QueryOptions {
     bool ignore_eog = false;          // generate exactly max_tokens (benchmarks)
     std::uint64_t max_staleness = 0;  // versions the answer may lag the accepted data (0: read
                                       // every append accepted before the query)
+    // A registered flash question's cached result may answer (see query/flash_board.h): when it
+    // answers the current version, is at most max_staleness versions behind, or was computed at
+    // most max_staleness_ms ago (0: no age allowance).
+    bool allow_cached = true;
+    double max_staleness_ms = 0;
 };
 
 inline constexpr int kMaxAnswerTokens = 4096;
@@ -58,11 +63,19 @@ struct QueryTimings {
     double total_ms = 0;
 };
 
+using FlashId = std::uint64_t;  // a registered flash question (query/flash.h)
+
 struct Answer {
     std::string text;
     Tokens tokens;
     StopReason stop_reason = StopReason::kMaxTokens;
     std::uint64_t version = 0;  // session version the answer is about (0 for stateless)
+    // Mean over the sampled positions of the gap between the top two logits (query/flash.h):
+    // larger means the model was surer of each token.
+    double confidence = 0;
+    bool cached = false;       // served from a flash question's cached result, nothing computed
+    FlashId flash_id = 0;      // the flash question that answered (cached) or 0
+    double cached_age_ms = 0;  // cached: how long ago the result was computed
     QueryTimings timings;
     std::vector<std::vector<float>> step_logits;  // when keep_logits
 };
@@ -84,6 +97,8 @@ public:
 
     // Prompt tokens not yet scheduled.
     int n_prompt_left() const { return static_cast<int>(prompt_.size()) - n_prompt_done_; }
+
+    int n_answer_tokens() const { return static_cast<int>(answer_.tokens.size()); }
 
     // True when the last Schedule() put a token that wants logits into the batch.
     bool wants_logits() const { return logits_index_ >= 0; }
@@ -112,7 +127,9 @@ private:
     Phase phase_ = Phase::kPrefill;
     int n_prompt_done_ = 0;
     Pos next_pos_;
-    Token pending_ = -1;     // last sampled token, decoded in the next step
+    Token pending_ = -1;  // last sampled token, decoded in the next step
+    double gap_sum_ = 0;  // top-two logit gaps of the sampled positions
+    int n_sampled_ = 0;
     int logits_index_ = -1;  // batch entry whose logits this run reads, -1 when none
     Answer answer_;
     Clock::time_point started_ = Clock::now();

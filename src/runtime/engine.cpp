@@ -42,6 +42,17 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
     if (o.max_sessions < 1) {
         return InvalidArgument("max_sessions must be >= 1");
     }
+    if (o.max_flash_per_session < 0 || o.flash_max_running < 0) {
+        return InvalidArgument("max_flash_per_session and flash_max_running must be >= 0");
+    }
+    if (!(o.flash_max_share > 0.0 && o.flash_max_share <= 1.0)) {
+        return InvalidArgument("flash_max_share must be in (0, 1]");
+    }
+    if (o.n_batch < n_slots + n_extra) {  // libllama reserves one output row per sequence
+        return InvalidArgument("n_batch (" + std::to_string(o.n_batch) +
+                               ") must be at least the number of sequences (" +
+                               std::to_string(n_slots + n_extra) + ")");
+    }
     ContextOptions c;
     c.n_seq_max = n_slots + n_extra;
     c.n_ctx_seq = o.n_ctx_session;
@@ -87,7 +98,8 @@ Engine::Engine(EngineOptions options,
       slots_(0, context_->n_seq_max() - options_.n_scratch - options_.n_template_slots),
       scratch_(slots_.n_slots(), options_.n_scratch),
       template_slots_(slots_.n_slots() + options_.n_scratch, options_.n_template_slots),
-      batch_(context_->n_batch()) {
+      batch_(context_->n_batch()),
+      flash_budget_(options_.flash_max_share) {
     if (options_.prefill_chunk_tokens == 0) {
         options_.prefill_chunk_tokens = context_->n_batch();
     }
@@ -148,8 +160,16 @@ Result<SessionId> Engine::TryCreateSession(const SessionOptions& options) {
         s.tokens = std::move(prefix).value();
         s.n_prefix_tokens = s.n_tokens();
     }
-    sessions_.emplace(s.id, std::move(s));
-    return next_session_++;
+    const SessionId id = next_session_++;
+    sessions_.emplace(id, std::move(s));
+    board_.AddSession(id, options.tenant, 0);
+    for (const FlashOptions& f : options.flash) {  // all or nothing
+        if (auto added = AddFlash(id, f); !added.ok()) {
+            KV_CHECK(CloseSession(id).ok(), "closing a session just made");
+            return added.status();
+        }
+    }
+    return id;
 }
 
 Status Engine::CloseSession(SessionId id) {
@@ -165,8 +185,15 @@ Status Engine::CloseSession(SessionId id) {
     }
     for (QueryId q : doomed) {
         std::erase(waiting_, q);
-        FailQuery(queries_.at(q), Status(StatusCode::kAborted, "the session was closed"));
+        QueryJob& job = queries_.at(q);
+        if (job.flash != 0) {
+            CancelFlash(job);
+        } else {
+            FailQuery(job, Status(StatusCode::kAborted, "the session was closed"));
+        }
     }
+    flash_.erase(id);
+    board_.RemoveSession(id);
     if (s->resident()) {
         context_->ClearSequence(s->seq);
         slots_.Release(s->seq);
@@ -195,6 +222,12 @@ Result<SessionInfo> Engine::Info(SessionId id) const {
     i.n_cached = s->resident() ? context_->SeqPosMax(s->seq) + 1 : 0;
     i.resident = s->resident();
     i.n_dropped_tokens = s->n_dropped_tokens;
+    if (auto f = flash_.find(id); f != flash_.end()) {
+        i.n_flash = static_cast<int>(f->second.size());
+        i.n_flash_stale =
+            static_cast<int>(std::count_if(f->second.begin(), f->second.end(),
+                                           [&](const FlashQuestion& q) { return IsStale(*s, q); }));
+    }
     return i;
 }
 
@@ -261,6 +294,7 @@ Result<AppendResult> Engine::QueueAppend(Session& s, Tokens tokens) {
     s.accepted_version += 1;
     s.n_pending_tokens += n_new;
     s.pending.push_back({std::move(tokens), s.accepted_version, 0});
+    OnAccepted(s);
     return AppendResult{n_new, s.n_tokens() + s.n_pending_tokens, s.accepted_version};
 }
 
@@ -270,6 +304,16 @@ Result<QueryId> Engine::TrySubmitQuery(SessionId id, const QueryOptions& options
         return NotFound("unknown session " + std::to_string(id));
     }
     KV_RETURN_IF_ERROR(ValidateQuery(options));
+    // A registered question with a current (or acceptably stale) result answers at once.
+    if (FlashLookup hit = board_.Lookup(s->tenant, id, options);
+        hit.outcome == FlashLookup::Outcome::kHit) {
+        step_metrics_.flash_hits.Add();
+        const QueryId qid = next_query_++;
+        finished_.push_back({qid, std::move(hit.answer)});
+        return qid;
+    } else if (hit.outcome == FlashLookup::Outcome::kStale) {
+        step_metrics_.flash_misses.Add();
+    }
     auto question = model_->Tokenize(options.question, false);
     if (!question.ok()) {
         return question.status();
@@ -352,7 +396,7 @@ Result<QueryId> Engine::SubmitStateless(Tokens context, const QueryOptions& opti
 }
 
 bool Engine::HasWork() const {
-    if (!queries_.empty()) {
+    if (!queries_.empty() || FlashCanStart()) {
         return true;
     }
     return std::any_of(sessions_.begin(), sessions_.end(),

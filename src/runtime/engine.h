@@ -29,6 +29,8 @@
 #include "engine/batch.h"
 #include "engine/context.h"
 #include "engine/model.h"
+#include "query/flash.h"
+#include "query/flash_board.h"
 #include "query/query.h"
 #include "scheduler/cost_model.h"
 #include "scheduler/policy.h"
@@ -73,12 +75,17 @@ struct EngineOptions {
     std::size_t max_text_bytes = 1 << 20;                // one append or prefix
     std::size_t park_host_bytes = std::size_t{1} << 30;  // RAM for parked sessions
     std::string park_dir;  // spill folder past park_host_bytes; empty: none
+    // Flash queries (query/flash.h).
+    int max_flash_per_session = 32;  // registered questions per session
+    int flash_max_running = 8;       // evaluations running at once (one per session at most)
+    double flash_max_share = 0.5;    // most engine (wall-clock) time for flash work, (0, 1]
 };
 
 struct SessionOptions {
     std::string prefix;  // pinned text at the start (a system prompt); may be empty
     OnFull on_full = OnFull::kReject;
     TenantId tenant = 0;
+    std::vector<FlashOptions> flash{};  // questions registered at creation (all or nothing)
 };
 
 struct SessionInfo {
@@ -94,6 +101,8 @@ struct SessionInfo {
     int n_cached = 0;  // tokens the KV cache holds for the session (== n_tokens; 0 if parked)
     bool resident = false;
     std::uint64_t n_dropped_tokens = 0;  // rolled out of the window (on_full = roll)
+    int n_flash = 0;                     // registered flash questions
+    int n_flash_stale = 0;               // of those, without a result for accepted_version
 };
 
 struct AppendResult {
@@ -119,13 +128,36 @@ struct FinishedQuery {
     Result<Answer> answer;
 };
 
+// Something that happened to a session, in the order it happened (subscribers get these through
+// runtime/event_hub.h).
 struct EngineEvent {
-    enum class Kind : std::uint8_t { kIngested, kParked, kRestored, kRolled };
+    enum class Kind : std::uint8_t {
+        kIngested,  // data entered the KV cache: `version` is the session's new version
+        kParked,    // moved out of the KV cache (`ms`)
+        kRestored,  // back in the KV cache (`ms`)
+        kRolled,    // on_full = roll dropped old data
+        kFlash,     // a flash question was evaluated: `flash`
+        kMissed,    // (event hub only) the subscriber's buffer overflowed: `n_missed` dropped
+        kClosed,    // (event hub only) the session was closed or the server stops; the last one
+    };
     Kind kind;
     SessionId session = 0;
-    std::uint64_t version = 0;  // kIngested: the session's new version
-    double ms = 0;              // kParked / kRestored: how long it took
+    std::uint64_t version = 0;  // kIngested: the new version; kFlash: the version answered
+    double ms = 0;              // kParked / kRestored: how long it took; kFlash: evaluation time
+
+    struct Flash {
+        FlashId id = 0;
+        std::string question;
+        std::string answer;
+        double confidence = 0;
+        bool changed = false;  // the answer differs from the question's previous one
+    };
+
+    Flash flash{};               // kFlash
+    std::uint64_t n_missed = 0;  // kMissed
 };
+
+const char* EngineEventName(EngineEvent::Kind kind);
 
 // What one Step() did.
 struct StepReport {
@@ -133,8 +165,9 @@ struct StepReport {
     int n_query_tokens = 0;
     int n_ingest_tokens = 0;
     int n_stateless_tokens = 0;
-    double decode_ms = 0;  // inside llama_decode
-    double total_ms = 0;   // the whole step
+    int n_flash_tokens = 0;  // flash evaluations (prefill and decode)
+    double decode_ms = 0;    // inside llama_decode
+    double total_ms = 0;     // the whole step
     bool latency_bound = false;
 };
 
@@ -174,6 +207,24 @@ struct StepMetrics {
     Gauge& cost_ms_per_token;
     Gauge& parked_host_bytes;
     Gauge& parked_disk_bytes;
+    // Flash queries.
+    Counter& flash_tokens;
+    Counter& flash_evaluations;
+    Counter& flash_changed;
+    Counter& flash_dropped;
+    Counter& flash_finished_overtaken;
+    Counter& flash_preempted;
+    Counter& flash_hits;
+    Counter& flash_misses;
+    Counter& flash_budget_waits;
+    Gauge& flash_engine_ms;
+    Histogram& flash_eval_ms;
+    Gauge& flash_questions;
+    Gauge& flash_stale;
+    Gauge& flash_running;
+    Gauge& flash_lag_versions;
+    Gauge& flash_lag_ms;
+    Gauge& flash_budget_credit_ms;
 };
 
 class Engine {
@@ -244,6 +295,24 @@ public:
     Status Park(SessionId id);
     Status Restore(SessionId id);
 
+    // Runs steps until no work is left or a step can do nothing (for example while the flash
+    // budget waits to refill): lets flash evaluations finish in synchronous use.
+    void RunUntilIdle();
+
+    // ---- Flash queries (query/flash.h) ---------------------------------------------------
+    // Registers a question; it is evaluated at the session's current version in idle time.
+    // Errors: kNotFound, kInvalidArgument, kResourceExhausted (max_flash_per_session),
+    // kContextFull (question + max_tokens can never fit the session's slot).
+    Result<FlashId> AddFlash(SessionId id, const FlashOptions& options);
+
+    // Stops evaluating a question (a running evaluation is rolled back). kNotFound.
+    Status RemoveFlash(SessionId id, FlashId flash);
+
+    Result<std::vector<FlashInfo>> ListFlash(SessionId id) const;
+
+    // Sessions' owners, accepted versions and cached flash results, readable from any thread.
+    FlashBoard& flash_board() { return board_; }
+
     const Model& model() const { return *model_; }
 
     const Context& context() const { return *context_; }
@@ -273,6 +342,21 @@ private:
         std::uint64_t target_version = 0;  // stateful: the session's accepted version at submit
         Clock::time_point submitted;
         Clock::time_point started;
+        FlashId flash = 0;              // a flash evaluation of this question (no caller waits)
+        bool finish_overtaken = false;  // flash: new data arrived and it was kept to finish
+    };
+
+    // A registered question, engine side (FlashBoard holds the copy other threads read).
+    struct FlashQuestion {
+        FlashId id = 0;
+        FlashOptions options;  // question trimmed
+        Tokens prompt;
+        bool has_result = false;
+        std::uint64_t version = 0;  // answered by the last result
+        std::string answer;         // the last result's text
+        Clock::time_point stale_since;
+        int n_drops = 0;  // evaluations dropped in a row
+        QueryId running = 0;
     };
 
     // Where an ingest chunk started, to undo it if the decode fails.
@@ -321,6 +405,20 @@ private:
     void RecordGauges();
     void CountRefusal(const Status& status);
 
+    // Flash queries (engine_flash.cpp).
+    Result<FlashQuestion> MakeFlashQuestion(const Session& s, const FlashOptions& options) const;
+    FlashQuestion* FindFlash(SessionId session, FlashId flash);
+    bool IsStale(const Session& s, const FlashQuestion& q) const;
+    void PreemptFlash();
+    void StartFlash();
+    void StartFlashJob(Session& s, FlashQuestion& q);
+    bool FlashHolds(const Session& s) const;  // a flash evaluation holds the sequence
+    void CancelFlash(QueryJob& job);  // rolls back and forgets the job; the question stays stale
+    void FinishFlash(QueryJob& job, Answer answer);
+    void OnAccepted(Session& s);  // an append was accepted: questions become stale
+    bool FlashCanStart() const;
+    void RecordFlashGauges();
+
     // Shared prefixes (templates.cpp).
     struct PrefixTemplate {
         std::uint64_t id = 0;
@@ -360,6 +458,12 @@ private:
     // full prefill batches, so the fitted intercept is not skewed by a run of equal-sized steps.
     StepCostModel cost_{5.0, 1.0, 0.02};
     Batch batch_;
+    std::map<SessionId, std::vector<FlashQuestion>> flash_;  // registered questions by session
+    FlashId next_flash_ = 1;
+    int n_flash_running_ = 0;
+    FlashBudget flash_budget_;
+    Clock::time_point budget_refilled_ = Clock::now();
+    FlashBoard board_;
     std::vector<QueryId> batch_queries_;    // queries with tokens in the current batch
     std::vector<IngestMark> batch_ingest_;  // sessions with data in the current batch
     SessionId next_session_ = 1;

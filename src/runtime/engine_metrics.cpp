@@ -30,7 +30,37 @@ StepMetrics::StepMetrics(MetricsRegistry& m)
       cost_ms_per_token(
           m.GetGauge("kvs_cost_ms_per_token", "Step cost model: milliseconds per batch token")),
       parked_host_bytes(m.GetGauge("kvs_parked_host_bytes", "Parked session state in RAM")),
-      parked_disk_bytes(m.GetGauge("kvs_parked_disk_bytes", "Parked session state on disk")) {}
+      parked_disk_bytes(m.GetGauge("kvs_parked_disk_bytes", "Parked session state on disk")),
+      flash_tokens(m.GetCounter("kvs_batch_tokens_total", "", {{"kind", "flash"}})),
+      flash_evaluations(
+          m.GetCounter("kvs_flash_evaluations_total", "Flash questions evaluated to the end")),
+      flash_changed(m.GetCounter("kvs_flash_changed_total",
+                                 "Flash evaluations whose answer differed from the previous one")),
+      flash_dropped(m.GetCounter("kvs_flash_dropped_total",
+                                 "Flash evaluations dropped because newer data arrived")),
+      flash_finished_overtaken(
+          m.GetCounter("kvs_flash_finished_overtaken_total",
+                       "Flash evaluations finished although newer data arrived (cheaper)")),
+      flash_preempted(m.GetCounter("kvs_flash_preempted_total",
+                                   "Flash evaluations rolled back for a live query")),
+      flash_hits(m.GetCounter("kvs_flash_hits_total", "Queries answered from a cached result")),
+      flash_misses(m.GetCounter("kvs_flash_misses_total",
+                                "Queries for a registered question whose result was not current")),
+      flash_budget_waits(m.GetCounter("kvs_flash_budget_waits_total",
+                                      "Steps in which the time cap held flash work back")),
+      flash_engine_ms(m.GetGauge("kvs_flash_engine_ms",
+                                 "Engine time spent on flash work (cumulative, share of steps)")),
+      flash_eval_ms(m.GetHistogram(
+          "kvs_flash_eval_ms", "Time from a flash evaluation's start to its answer", kMsBuckets)),
+      flash_questions(m.GetGauge("kvs_flash_questions", "Registered flash questions")),
+      flash_stale(m.GetGauge("kvs_flash_stale", "Flash questions without a current result")),
+      flash_running(m.GetGauge("kvs_flash_running", "Flash evaluations in progress")),
+      flash_lag_versions(m.GetGauge("kvs_flash_lag_versions",
+                                    "Largest number of versions a flash result is behind")),
+      flash_lag_ms(m.GetGauge("kvs_flash_lag_ms",
+                              "Longest time a flash question has been without a current result")),
+      flash_budget_credit_ms(m.GetGauge("kvs_flash_budget_credit_ms",
+                                        "Flash time budget left (negative: debt being repaid)")) {}
 
 void Engine::RecordStep(const StepReport& r, const Status& decoded) {
     StepMetrics& m = step_metrics_;
@@ -47,6 +77,7 @@ void Engine::RecordStep(const StepReport& r, const Status& decoded) {
     m.query_tokens.Add(static_cast<std::uint64_t>(r.n_query_tokens));
     m.ingest_tokens.Add(static_cast<std::uint64_t>(r.n_ingest_tokens));
     m.stateless_tokens.Add(static_cast<std::uint64_t>(r.n_stateless_tokens));
+    m.flash_tokens.Add(static_cast<std::uint64_t>(r.n_flash_tokens));
     if (r.latency_bound) {
         m.latency_bound_steps.Add();
     }
@@ -67,7 +98,8 @@ void Engine::RecordGauges() {
     m.sessions_resident.Set(n_resident);
     m.slots.Set(slots_.n_slots());
     m.queries_waiting.Set(static_cast<double>(waiting_.size()));
-    m.queries_running.Set(static_cast<double>(queries_.size() - waiting_.size()));
+    m.queries_running.Set(
+        static_cast<double>(queries_.size() - waiting_.size() - n_flash_running_));
     m.pending_ingest_tokens.Set(static_cast<double>(n_pending));
     m.kv_cells_used.Set(static_cast<double>(n_cells));
     m.kv_cells_total.Set(static_cast<double>(context_->n_seq_max()) * context_->n_ctx_seq());
@@ -76,6 +108,7 @@ void Engine::RecordGauges() {
     const ParkStats p = park_->stats();
     m.parked_host_bytes.Set(static_cast<double>(p.host_bytes));
     m.parked_disk_bytes.Set(static_cast<double>(p.disk_bytes));
+    RecordFlashGauges();
 }
 
 void Engine::CountRefusal(const Status& status) {

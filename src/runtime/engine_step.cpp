@@ -22,9 +22,12 @@ StepReport Engine::Step() {
     const auto started = Clock::now();
     StepReport report;
     ++tick_;
-    // 1. Residency and admission.
+    // 1. Residency and admission: live queries first (they preempt flash evaluations on their
+    // session), then flash evaluations on sessions with nothing else to do.
     RestoreWaiting();
+    PreemptFlash();
     AdmitQueries();
+    StartFlash();
     // 2. Plan: the policy decides what this batch holds (decode > query prefill > the rest).
     const std::vector<WorkItem> work = CollectWork();
     if (work.empty()) {
@@ -46,6 +49,11 @@ StepReport Engine::Step() {
     report.decode_ms = MsSince(decode_started);
     if (decoded.ok()) {
         cost_.Observe(batch_.size(), report.decode_ms);
+        if (report.n_flash_tokens > 0) {  // charged by its share of the batch
+            const double ms = report.decode_ms * report.n_flash_tokens / report.n_tokens;
+            flash_budget_.Spend(ms);
+            step_metrics_.flash_engine_ms.Add(ms);
+        }
         if (report.n_query_tokens == report.n_tokens && report.n_query_tokens <= 8) {
             constexpr double kAlpha = 0.1;  // EWMA of decode-only steps
             decode_step_ms_ = decode_step_ms_ == 0
@@ -150,10 +158,12 @@ std::vector<WorkItem> Engine::CollectWork() const {
             continue;
         }
         WorkKind kind = WorkKind::kDecode;
-        if (job.run->prefilling()) {
+        if (job.flash != 0) {
+            kind = WorkKind::kBackground;  // prefill and decode: whatever room is left
+        } else if (job.run->prefilling()) {
             kind = job.session == 0 ? WorkKind::kStatelessPrefill : WorkKind::kQueryPrefill;
         }
-        const int n = kind == WorkKind::kDecode ? 1 : job.run->n_prompt_left();
+        const int n = job.run->prefilling() ? job.run->n_prompt_left() : 1;
         work.push_back({id, kind, n, job.arrival, 0});
     }
     for (const auto& [id, s] : sessions_) {
@@ -209,8 +219,13 @@ void Engine::BuildBatch(const StepPlan& plan, StepReport& report) {
         }
         const int n = queries_.at(c.id).run->Schedule(batch_, c.n_tokens);
         batch_queries_.push_back(c.id);
-        (c.kind == WorkKind::kStatelessPrefill ? report.n_stateless_tokens
-                                               : report.n_query_tokens) += n;
+        if (c.kind == WorkKind::kBackground) {
+            report.n_flash_tokens += n;
+        } else if (c.kind == WorkKind::kStatelessPrefill) {
+            report.n_stateless_tokens += n;
+        } else {
+            report.n_query_tokens += n;
+        }
     }
     report.n_tokens = batch_.size();
 }
@@ -273,7 +288,11 @@ void Engine::FinishQueries(const Status& decoded) {
     for (QueryId id : batch_queries_) {
         QueryJob& job = queries_.at(id);
         if (!decoded.ok()) {
-            FailQuery(job, decoded);
+            if (job.flash != 0) {
+                CancelFlash(job);  // evaluated again later
+            } else {
+                FailQuery(job, decoded);
+            }
             continue;
         }
         job.run->Consume(*context_, *model_);
@@ -281,6 +300,10 @@ void Engine::FinishQueries(const Status& decoded) {
             continue;
         }
         Answer answer = job.run->TakeAnswer();
+        if (job.flash != 0) {
+            FinishFlash(job, std::move(answer));
+            continue;
+        }
         answer.timings.queued_ms =
             std::chrono::duration<double, std::milli>(job.started - job.submitted).count();
         if (job.session != 0) {

@@ -19,6 +19,11 @@ Status Engine::RunUntil(const std::function<bool()>& done) {
     return Status::Ok();
 }
 
+void Engine::RunUntilIdle() {
+    while (HasWork() && Step().n_tokens > 0) {
+    }
+}
+
 namespace {
 
 // Takes the finished query `id` out of `finished`, if it is there.

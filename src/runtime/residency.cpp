@@ -73,6 +73,9 @@ Status Engine::Reprefill(Session& s) {
 }
 
 Status Engine::ParkSession(Session& s) {
+    if (FlashHolds(s)) {
+        CancelFlash(queries_.at(s.running_query));
+    }
     KV_CHECK(s.resident() && !s.busy(), "parking a session that is not idle and resident");
     const auto started = Clock::now();
     KV_RETURN_IF_ERROR(park_->Put(s.id, context_->SaveSequence(s.seq)));
@@ -100,7 +103,8 @@ Session* Engine::PickVictim(const Session* keep, bool idle_only, bool same_tenan
     Session* best = nullptr;
     auto rank = [](const Session& s) { return std::pair(!s.pending.empty(), s.last_used); };
     for (auto& [id, s] : sessions_) {
-        if (&s == keep || !s.resident() || s.busy() || QueryWaitsFor(id) ||
+        // A flash evaluation does not protect its session: parking cancels it.
+        if (&s == keep || !s.resident() || (s.busy() && !FlashHolds(s)) || QueryWaitsFor(id) ||
             (same_tenant && s.tenant != keep->tenant)) {
             continue;
         }
@@ -186,7 +190,7 @@ Status Engine::Park(SessionId id) {
     if (!s->resident()) {
         return Status::Ok();
     }
-    if (s->busy()) {
+    if (s->busy() && !FlashHolds(*s)) {
         return Status(StatusCode::kResourceExhausted, "the session is answering a query");
     }
     return ParkSession(*s);

@@ -21,6 +21,7 @@ struct Runtime::State {
     };
 
     std::unique_ptr<Engine> engine;
+    EventHub* hub = nullptr;
     TenantLimits limits;
     bool stopping = false;
     std::map<TenantId, int> n_sessions;
@@ -66,6 +67,7 @@ struct Runtime::State {
             if (e.kind == EngineEvent::Kind::kIngested) {
                 ResolveAppendWaits(e.session, e.version, Status::Ok());
             }
+            hub->Publish(e);
         }
     }
 
@@ -112,6 +114,7 @@ Runtime::~Runtime() {
 
 void Runtime::EngineThread(std::promise<Status> ready) {
     State state;
+    state.hub = &hub_;
     state.limits = options_.tenant_limits;
     auto engine = Engine::Open(options_.engine);
     if (!engine.ok()) {
@@ -120,6 +123,8 @@ void Runtime::EngineThread(std::promise<Status> ready) {
     }
     state.engine = std::move(engine).value();
     metrics_ = &state.engine->metrics();
+    board_ = &state.engine->flash_board();
+    fast_hits_ = &metrics_->GetCounter("kvs_flash_hits_total", "");
     ready.set_value(Status::Ok());
 
     bool stalled = false;  // the last step found work but could not run any of it
@@ -155,6 +160,7 @@ void Runtime::EngineThread(std::promise<Status> ready) {
     for (auto& w : state.append_waits) {
         w.promise.set_value(aborted);
     }
+    hub_.CloseAll();
 }
 
 bool Runtime::Enqueue(Command command) {
@@ -170,18 +176,26 @@ bool Runtime::Enqueue(Command command) {
 }
 
 template <typename T>
-std::future<T> Runtime::Submit(std::function<void(State&, std::promise<T>&)> work, T busy_value) {
+std::future<T> Runtime::Submit(std::function<void(State&, std::promise<T>&)> work,
+                               T busy_value,
+                               std::function<void()> settled) {
     auto promise = std::make_shared<std::promise<T>>();
     std::future<T> future = promise->get_future();
-    const bool queued = Enqueue([work = std::move(work), promise](State& state) {
+    const bool queued = Enqueue([work = std::move(work), promise, settled](State& state) {
         if (Status st = state.Stopping(); !st.ok()) {
             promise->set_value(T(st));
-            return;
+        } else {
+            work(state, *promise);
         }
-        work(state, *promise);
+        if (settled) {
+            settled();
+        }
     });
     if (!queued) {
         promise->set_value(std::move(busy_value));
+        if (settled) {
+            settled();
+        }
     }
     return future;
 }
@@ -226,6 +240,7 @@ std::future<Status> Runtime::CloseSession(TenantId tenant, SessionId id) {
                 s.n_sessions[tenant] -= 1;
                 s.ResolveAppendWaits(id, UINT64_MAX,
                                      Status(StatusCode::kAborted, "the session was closed"));
+                s.hub->CloseSession(id);
             }
             p.set_value(st);
         },
@@ -242,17 +257,19 @@ std::future<Result<SessionInfo>> Runtime::Info(TenantId tenant, SessionId id) {
 }
 
 std::future<Result<AppendResult>> Runtime::Append(TenantId tenant, SessionId id, std::string text) {
+    board_->BeginAppend(id);  // until accepted, cached answers wait for this data
     return Submit<Result<AppendResult>>(
         [tenant, id, text = std::move(text)](State& s, std::promise<Result<AppendResult>>& p) {
             const Status st = s.Owns(tenant, id);
             p.set_value(st.ok() ? s.engine->SubmitAppend(id, text) : Result<AppendResult>(st));
         },
-        QueueFull());
+        QueueFull(), [this, id] { board_->EndAppend(id); });
 }
 
 std::future<Result<AppendResult>> Runtime::AppendAndWait(TenantId tenant,
                                                          SessionId id,
                                                          std::string text) {
+    board_->BeginAppend(id);
     return Submit<Result<AppendResult>>(
         [tenant, id, text = std::move(text)](State& s, std::promise<Result<AppendResult>>& p) {
             const Status st = s.Owns(tenant, id);
@@ -263,10 +280,18 @@ std::future<Result<AppendResult>> Runtime::AppendAndWait(TenantId tenant,
             }
             s.append_waits.push_back({id, r->version, *r, std::move(p)});
         },
-        QueueFull());
+        QueueFull(), [this, id] { board_->EndAppend(id); });
 }
 
 std::future<Result<Answer>> Runtime::Query(TenantId tenant, SessionId id, QueryOptions options) {
+    // A cached flash answer needs no engine step: answered here, on the caller's thread.
+    if (FlashLookup hit = board_->Lookup(tenant, id, options);
+        hit.outcome == FlashLookup::Outcome::kHit && ValidateQuery(options).ok()) {
+        fast_hits_->Add();
+        std::promise<Result<Answer>> p;
+        p.set_value(std::move(hit.answer));
+        return p.get_future();
+    }
     return Submit<Result<Answer>>(
         [tenant, id, options = std::move(options)](State& s, std::promise<Result<Answer>>& p) {
             Status st = s.Owns(tenant, id);
@@ -299,6 +324,47 @@ std::future<Result<Answer>> Runtime::Stateless(TenantId tenant,
                     p);
         },
         QueueFull());
+}
+
+std::future<Result<FlashId>> Runtime::AddFlash(TenantId tenant,
+                                               SessionId id,
+                                               FlashOptions options) {
+    return Submit<Result<FlashId>>(
+        [tenant, id, options = std::move(options)](State& s, std::promise<Result<FlashId>>& p) {
+            const Status st = s.Owns(tenant, id);
+            p.set_value(st.ok() ? s.engine->AddFlash(id, options) : Result<FlashId>(st));
+        },
+        QueueFull());
+}
+
+std::future<Status> Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash) {
+    return Submit<Status>(
+        [tenant, id, flash](State& s, std::promise<Status>& p) {
+            const Status st = s.Owns(tenant, id);
+            p.set_value(st.ok() ? s.engine->RemoveFlash(id, flash) : st);
+        },
+        QueueFull());
+}
+
+Result<std::vector<FlashInfo>> Runtime::ListFlash(TenantId tenant, SessionId id) const {
+    return board_->List(tenant, id);
+}
+
+Result<std::shared_ptr<Subscription>> Runtime::Subscribe(TenantId tenant,
+                                                         SessionId id,
+                                                         const SubscribeOptions& options) {
+    if (options.capacity < 1) {
+        return InvalidArgument("a subscription buffers at least one event");
+    }
+    const auto unknown = [id] { return NotFound("unknown session " + std::to_string(id)); };
+    if (!board_->Owns(tenant, id)) {
+        return unknown();
+    }
+    auto sub = hub_.Subscribe(id, options);
+    if (!board_->Owns(tenant, id)) {  // closed meanwhile: it would never hear kClosed
+        return unknown();
+    }
+    return sub;
 }
 
 std::string Runtime::MetricsTable() {

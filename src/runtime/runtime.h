@@ -7,11 +7,18 @@
 // at once with kResourceExhausted ("retry"). The engine thread alone touches the Engine (and so
 // libllama); between steps it drains the queue, then runs one Step() when there is work.
 //
+// Flash queries: a query for a registered question whose cached result qualifies is answered
+// on the caller's thread from the flash board (query/flash_board.h), without waiting for the
+// engine thread, so a cached hit takes microseconds even while a long step runs. Subscriptions
+// (runtime/event_hub.h) deliver a session's events: data ingested, flash answers, parked,
+// restored, closed.
+//
 // Tenants: every call names its tenant. A session belongs to the tenant that created it;
 // another tenant gets kNotFound, exactly as for a session that does not exist. Per-tenant
 // limits bound sessions and queued queries (kResourceExhausted).
 
 #include "runtime/engine.h"
+#include "runtime/event_hub.h"
 
 #include <condition_variable>
 #include <deque>
@@ -65,6 +72,16 @@ public:
                                           std::string prompt,
                                           QueryOptions options);
 
+    // Flash questions (query/flash.h): registered, removed, listed with their latest results.
+    std::future<Result<FlashId>> AddFlash(TenantId tenant, SessionId id, FlashOptions options);
+    std::future<Status> RemoveFlash(TenantId tenant, SessionId id, FlashId flash);
+    Result<std::vector<FlashInfo>> ListFlash(TenantId tenant, SessionId id) const;
+
+    // The session's events from now on; kNotFound for another tenant's or an unknown session.
+    Result<std::shared_ptr<Subscription>> Subscribe(TenantId tenant,
+                                                    SessionId id,
+                                                    const SubscribeOptions& options = {});
+
     // The engine's metrics as a table (for people) or Prometheus text. Any thread.
     std::string MetricsTable();
     std::string MetricsPrometheus();
@@ -78,7 +95,10 @@ private:
     bool Enqueue(Command command);
 
     template <typename T>
-    std::future<T> Submit(std::function<void(State&, std::promise<T>&)> work, T busy_value);
+    // `settled` (optional) runs once the command ran, was refused or met shutdown.
+    std::future<T> Submit(std::function<void(State&, std::promise<T>&)> work,
+                          T busy_value,
+                          std::function<void()> settled = {});
 
     RuntimeOptions options_;
     std::mutex mu_;
@@ -86,6 +106,9 @@ private:
     std::deque<Command> commands_;        // guarded by mu_
     bool stopping_ = false;               // guarded by mu_
     MetricsRegistry* metrics_ = nullptr;  // the engine's; set before Start returns
+    FlashBoard* board_ = nullptr;         // the engine's; set before Start returns
+    Counter* fast_hits_ = nullptr;        // kvs_flash_hits_total
+    EventHub hub_;
     std::thread thread_;
 };
 

@@ -1,0 +1,306 @@
+// Flash queries on the engine thread: registering questions, evaluating them in idle time as
+// background work of the step plan, yielding to live queries and new data, and publishing
+// results to the board (for cached answers) and as events (for subscribers).
+//
+// An evaluation is a QueryJob with `flash` set. It runs on the session's own sequence, after
+// the session's tokens, exactly like a live query, and is rolled back afterwards, so its answer
+// is the answer a live query computes at the same version. It starts only on a resident session
+// with no queued data and no waiting query, and only while the time budget allows; in the plan it
+// is kBackground work, so it gets only the batch room that live queries and ingest leave.
+
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace kvs {
+
+Result<Engine::FlashQuestion> Engine::MakeFlashQuestion(const Session& s,
+                                                        const FlashOptions& options) const {
+    KV_RETURN_IF_ERROR(ValidateFlash(options));
+    FlashQuestion q;
+    q.options = options;
+    q.options.question = std::string(TrimQuestion(options.question));
+    auto prompt = model_->Tokenize(q.options.question, false);
+    if (!prompt.ok()) {
+        return prompt.status();
+    }
+    if (prompt->empty()) {
+        return InvalidArgument("the flash question has no tokens");
+    }
+    const int n_needed = static_cast<int>(prompt->size()) + options.max_tokens;
+    const int n_most = s.n_ctx - s.n_prefix_tokens;
+    if (n_needed > n_most) {
+        return ContextFull("the flash question needs " + std::to_string(n_needed) +
+                           " tokens (question + max_tokens); the session holds at most " +
+                           std::to_string(n_most) + " after its prefix");
+    }
+    q.prompt = std::move(prompt).value();
+    q.stale_since = Clock::now();
+    return q;
+}
+
+Result<FlashId> Engine::AddFlash(SessionId id, const FlashOptions& options) {
+    const Session* s = FindSession(id);
+    if (s == nullptr) {
+        return NotFound("unknown session " + std::to_string(id));
+    }
+    std::vector<FlashQuestion>& list = flash_[id];
+    if (static_cast<int>(list.size()) >= options_.max_flash_per_session) {
+        const Status st(StatusCode::kResourceExhausted,
+                        "session " + std::to_string(id) + " has its maximum of " +
+                            std::to_string(options_.max_flash_per_session) + " flash questions");
+        CountRefusal(st);
+        return st;
+    }
+    auto q = MakeFlashQuestion(*s, options);
+    if (!q.ok()) {
+        CountRefusal(q.status());
+        return q.status();
+    }
+    for (const FlashQuestion& x : list) {
+        if (QueryMatchesFlash(FlashQuery(q->options), x.options)) {
+            const Status st = InvalidArgument("the question is already registered as flash " +
+                                              std::to_string(x.id));
+            CountRefusal(st);
+            return st;
+        }
+    }
+    q->id = next_flash_++;
+    board_.AddQuestion(id, q->id, q->options);
+    list.push_back(std::move(q).value());
+    RecordFlashGauges();
+    return list.back().id;
+}
+
+Status Engine::RemoveFlash(SessionId id, FlashId flash) {
+    FlashQuestion* q = FindFlash(id, flash);
+    if (q == nullptr) {
+        return NotFound("session " + std::to_string(id) + " has no flash question " +
+                        std::to_string(flash));
+    }
+    if (q->running != 0) {
+        CancelFlash(queries_.at(q->running));
+    }
+    std::erase_if(flash_.at(id), [flash](const FlashQuestion& x) { return x.id == flash; });
+    board_.RemoveQuestion(id, flash);
+    RecordFlashGauges();
+    return Status::Ok();
+}
+
+Result<std::vector<FlashInfo>> Engine::ListFlash(SessionId id) const {
+    const Session* s = FindSession(id);
+    if (s == nullptr) {
+        return NotFound("unknown session " + std::to_string(id));
+    }
+    return board_.List(s->tenant, id);
+}
+
+Engine::FlashQuestion* Engine::FindFlash(SessionId session, FlashId flash) {
+    auto it = flash_.find(session);
+    if (it == flash_.end()) {
+        return nullptr;
+    }
+    auto q = std::find_if(it->second.begin(), it->second.end(),
+                          [flash](const FlashQuestion& x) { return x.id == flash; });
+    return q == it->second.end() ? nullptr : &*q;
+}
+
+bool Engine::IsStale(const Session& s, const FlashQuestion& q) const {
+    return !q.has_result || q.version < s.accepted_version;
+}
+
+bool Engine::FlashHolds(const Session& s) const {
+    return s.busy() && queries_.at(s.running_query).flash != 0;
+}
+
+void Engine::OnAccepted(Session& s) {
+    board_.SetAccepted(s.id, s.accepted_version);
+    auto it = flash_.find(s.id);
+    if (it == flash_.end()) {
+        return;
+    }
+    for (FlashQuestion& q : it->second) {
+        if (q.stale_since == Clock::time_point{}) {  // was current until now
+            q.stale_since = Clock::now();
+        }
+    }
+}
+
+void Engine::PreemptFlash() {
+    std::vector<QueryId> running;
+    for (const auto& [id, job] : queries_) {
+        if (job.flash != 0 && job.run) {
+            running.push_back(id);
+        }
+    }
+    for (QueryId id : running) {
+        QueryJob& job = queries_.at(id);
+        const Session& s = sessions_.at(job.session);
+        if (QueryWaitsFor(s.id)) {  // a live query goes first: at most the step in flight late
+            step_metrics_.flash_preempted.Add();
+            CancelFlash(job);
+            continue;
+        }
+        if (s.pending.empty() || job.finish_overtaken) {
+            continue;
+        }
+        // New data was accepted: drop or finish, whichever is cheaper (query/flash.h).
+        FlashQuestion& q = *FindFlash(s.id, job.flash);
+        if (FinishOvertakenEvaluation(job.run->prefilling(), job.run->n_answer_tokens(),
+                                      job.options.max_tokens, q.n_drops)) {
+            job.finish_overtaken = true;
+            step_metrics_.flash_finished_overtaken.Add();
+        } else {
+            q.n_drops += 1;
+            step_metrics_.flash_dropped.Add();
+            CancelFlash(job);
+        }
+    }
+}
+
+bool Engine::FlashCanStart() const {
+    if (n_flash_running_ >= options_.flash_max_running) {
+        return false;
+    }
+    for (const auto& [id, list] : flash_) {
+        const Session& s = sessions_.at(id);
+        if (!s.resident() || s.busy() || !s.pending.empty()) {
+            continue;
+        }
+        for (const FlashQuestion& q : list) {
+            if (IsStale(s, q) &&
+                static_cast<int>(q.prompt.size()) + q.options.max_tokens <= s.room()) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+void Engine::StartFlash() {
+    const auto now = Clock::now();
+    flash_budget_.Refill(std::chrono::duration<double, std::milli>(now - budget_refilled_).count());
+    budget_refilled_ = now;
+    // One candidate per idle session: its most stale question that fits.
+    std::vector<std::tuple<Clock::time_point, FlashId, SessionId>> candidates;
+    for (auto& [id, list] : flash_) {
+        const Session& s = sessions_.at(id);
+        if (!s.resident() || s.busy() || !s.pending.empty() || QueryWaitsFor(id)) {
+            continue;
+        }
+        const FlashQuestion* best = nullptr;
+        for (const FlashQuestion& q : list) {
+            const bool fits = static_cast<int>(q.prompt.size()) + q.options.max_tokens <= s.room();
+            if (IsStale(s, q) && fits && (best == nullptr || q.stale_since < best->stale_since)) {
+                best = &q;
+            }
+        }
+        if (best != nullptr) {
+            candidates.emplace_back(best->stale_since, best->id, id);
+        }
+    }
+    if (candidates.empty() || n_flash_running_ >= options_.flash_max_running) {
+        return;
+    }
+    if (!flash_budget_.CanStart()) {
+        step_metrics_.flash_budget_waits.Add();
+        return;
+    }
+    // When the cap bites, the most stale questions go first.
+    std::sort(candidates.begin(), candidates.end());
+    for (const auto& [since, flash, session] : candidates) {
+        if (n_flash_running_ >= options_.flash_max_running) {
+            break;
+        }
+        StartFlashJob(sessions_.at(session), *FindFlash(session, flash));
+    }
+}
+
+void Engine::StartFlashJob(Session& s, FlashQuestion& q) {
+    QueryJob job;
+    job.id = next_query_++;
+    job.session = s.id;
+    job.options = FlashQuery(q.options);
+    job.prompt = q.prompt;
+    job.flash = q.id;
+    job.arrival = ++tick_;
+    job.submitted = job.started = Clock::now();
+    job.run.emplace(s.seq, s.n_tokens(), job.prompt, job.options);
+    s.running_query = job.id;  // not last_used: background work does not keep a session hot
+    q.running = job.id;
+    ++n_flash_running_;
+    queries_.emplace(job.id, std::move(job));
+}
+
+void Engine::CancelFlash(QueryJob& job) {
+    if (FlashQuestion* q = FindFlash(job.session, job.flash); q != nullptr) {
+        q->running = 0;
+    }
+    ReleaseQuery(job);
+    --n_flash_running_;
+    queries_.erase(job.id);
+}
+
+void Engine::FinishFlash(QueryJob& job, Answer answer) {
+    const Session& s = sessions_.at(job.session);
+    FlashQuestion& q = *FindFlash(job.session, job.flash);
+    const std::uint64_t version = s.version;  // no data entered while it held the sequence
+    const bool changed = !q.has_result || answer.text != q.answer;
+    q.has_result = true;
+    q.version = version;
+    q.answer = answer.text;
+    q.n_drops = 0;
+    // Still stale when data arrived meanwhile (finished anyway): stale from about now.
+    q.stale_since = version >= s.accepted_version ? Clock::time_point{} : Clock::now();
+    FlashResult r;
+    r.answer = answer.text;
+    r.tokens = answer.tokens;
+    r.stop_reason = answer.stop_reason;
+    r.version = version;
+    r.confidence = answer.confidence;
+    r.eval_ms = answer.timings.total_ms;
+    r.finished_at = Clock::now();
+    board_.Publish(s.id, q.id, r);
+
+    EngineEvent e{EngineEvent::Kind::kFlash, s.id, version, r.eval_ms};
+    e.flash = {q.id, q.options.question, r.answer, r.confidence, changed};
+    events_.push_back(std::move(e));
+
+    StepMetrics& m = step_metrics_;
+    m.flash_evaluations.Add();
+    m.flash_changed.Add(changed ? 1 : 0);
+    m.flash_eval_ms.Observe(r.eval_ms);
+    CancelFlash(job);  // rolls the sequence back and forgets the job
+}
+
+void Engine::RecordFlashGauges() {
+    const auto now = Clock::now();
+    int n_questions = 0;
+    int n_stale = 0;
+    std::uint64_t lag_versions = 0;
+    double lag_ms = 0;
+    for (const auto& [id, list] : flash_) {
+        const Session& s = sessions_.at(id);
+        for (const FlashQuestion& q : list) {
+            ++n_questions;
+            if (!IsStale(s, q)) {
+                continue;
+            }
+            ++n_stale;
+            lag_versions =
+                std::max(lag_versions, s.accepted_version - (q.has_result ? q.version : 0));
+            lag_ms = std::max(
+                lag_ms, std::chrono::duration<double, std::milli>(now - q.stale_since).count());
+        }
+    }
+    StepMetrics& m = step_metrics_;
+    m.flash_questions.Set(n_questions);
+    m.flash_stale.Set(n_stale);
+    m.flash_running.Set(n_flash_running_);
+    m.flash_lag_versions.Set(static_cast<double>(lag_versions));
+    m.flash_lag_ms.Set(lag_ms);
+    m.flash_budget_credit_ms.Set(flash_budget_.credit_ms());
+}
+
+}  // namespace kvs
