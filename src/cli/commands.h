@@ -9,5 +9,6 @@ void AddMakeModelCommand(CLI::App& app);
 void AddDemoCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
 void AddLoadCommand(CLI::App& app);
+void AddFlashBenchCommand(CLI::App& app);
 
 }  // namespace kvs

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     kvs::AddMakeModelCommand(app);
     kvs::AddBenchCommand(app);
     kvs::AddLoadCommand(app);
+    kvs::AddFlashBenchCommand(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

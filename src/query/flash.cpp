@@ -64,12 +64,18 @@ double TopTwoLogitGap(std::span<const float> logits) {
     float first = -INFINITY;
     float second = -INFINITY;
     for (const float x : logits) {
+        if (!std::isfinite(x)) {
+            continue;  // masked out
+        }
         if (x > first) {
             second = first;
             first = x;
         } else if (x > second) {
             second = x;
         }
+    }
+    if (!std::isfinite(second)) {
+        return 0.0;  // fewer than two finite logits
     }
     return static_cast<double>(first) - static_cast<double>(second);
 }

@@ -57,8 +57,9 @@ struct FlashResult {
 };
 
 // The confidence of one sampled position: the gap between the largest and the second largest
-// logit (0 for fewer than two logits). Answer::confidence is its mean over the answer's sampled
-// positions, the one that ended the answer (end of generation) included.
+// finite logit (0 for fewer than two; infinite and NaN logits, e.g. masked ones, are ignored).
+// Answer::confidence is its mean over the answer's sampled positions, the one that ended the answer
+// (end of generation) included.
 double TopTwoLogitGap(std::span<const float> logits);
 
 // New data was accepted while an evaluation runs on the same session (the data waits: the

@@ -33,7 +33,7 @@ Subscription::Subscription(SessionId session, SubscribeOptions options)
 
 std::optional<EngineEvent> Subscription::Next(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return n_missed_ > 0 || !buffer_.empty(); });
+    cv_.wait_for(lock, timeout, [&] { return n_missed_ > 0 || !buffer_.empty() || closed_; });
     lock.unlock();
     return TryNext();
 }
@@ -109,30 +109,43 @@ std::shared_ptr<Subscription> EventHub::Subscribe(SessionId session,
     return sub;
 }
 
-void EventHub::Publish(const EngineEvent& event) {
+EventHub::~EventHub() {
+    CloseAll();
+}
+
+std::vector<std::shared_ptr<Subscription>> EventHub::Live(SessionId session, bool forget) {
+    std::vector<std::shared_ptr<Subscription>> live;
     std::lock_guard lock(mu_);
-    auto it = subscribers_.find(event.session);
+    auto it = subscribers_.find(session);
     if (it == subscribers_.end()) {
-        return;
+        return live;
     }
-    auto& subs = it->second;
-    std::erase_if(subs, [&event](const std::weak_ptr<Subscription>& w) {
+    std::erase_if(it->second, [&live](const std::weak_ptr<Subscription>& w) {
         auto sub = w.lock();
         if (!sub) {
-            return true;
+            return true;  // unsubscribed
         }
-        sub->Push(event);
+        live.push_back(std::move(sub));
         return false;
     });
-    if (subs.empty()) {
+    if (forget || it->second.empty()) {
         subscribers_.erase(it);
+    }
+    return live;
+}
+
+void EventHub::Publish(const EngineEvent& event) {
+    // Pushed outside the hub's lock: a notifier may call back into the hub.
+    for (const auto& sub : Live(event.session, false)) {
+        sub->Push(event);
     }
 }
 
 void EventHub::CloseSession(SessionId session) {
-    Publish({EngineEvent::Kind::kClosed, session});
-    std::lock_guard lock(mu_);
-    subscribers_.erase(session);
+    // Taken and forgotten under one lock: a later Subscribe starts a new list.
+    for (const auto& sub : Live(session, true)) {
+        sub->Push({EngineEvent::Kind::kClosed, session});
+    }
 }
 
 void EventHub::CloseAll() {

@@ -11,7 +11,8 @@
 // Filtering: a kFlash event whose answer did not change reaches only subscribers that asked for
 // every evaluation.
 //
-// Thread-safety: every method may be called from any thread.
+// Thread-safety: every method may be called from any thread. Events keep their order when one
+// thread publishes (the engine thread does; CloseSession and CloseAll count as publishing).
 
 #include "runtime/engine.h"
 
@@ -44,8 +45,8 @@ public:
     std::optional<EngineEvent> TryNext();
 
     // Called after events arrive or the subscription closes, on the publishing thread, outside
-    // the subscription's lock. It must be quick and must not block (an HTTP server posts a wake-up
-    // to its event loop here).
+    // the subscription's and the hub's locks. It must be quick and must not block (an HTTP server
+    // posts a wake-up to its event loop here).
     void SetNotifier(std::function<void()> notify);
 
     // No event will arrive any more (the last one was kClosed, or the hub is gone).
@@ -78,6 +79,11 @@ private:
 
 class EventHub {
 public:
+    EventHub() = default;
+    ~EventHub();  // closes every subscription (closed() turns true)
+    EventHub(const EventHub&) = delete;
+    EventHub& operator=(const EventHub&) = delete;
+
     // Events of `session` from now on. The hub keeps only a weak reference: dropping the
     // returned pointer unsubscribes.
     std::shared_ptr<Subscription> Subscribe(SessionId session, const SubscribeOptions& options);
@@ -91,6 +97,9 @@ public:
     std::size_t n_subscribers() const;
 
 private:
+    // The session's live subscriptions (expired ones pruned); `forget` drops the session's list.
+    std::vector<std::shared_ptr<Subscription>> Live(SessionId session, bool forget);
+
     mutable std::mutex mu_;
     std::map<SessionId, std::vector<std::weak_ptr<Subscription>>> subscribers_;
 };

@@ -86,6 +86,8 @@ public:
     std::string MetricsTable();
     std::string MetricsPrometheus();
 
+    MetricsRegistry& metrics() { return *metrics_; }
+
 private:
     struct State;  // everything the engine thread owns
     using Command = std::function<void(State&)>;

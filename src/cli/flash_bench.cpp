@@ -1,0 +1,353 @@
+// `kvstream flash-bench`: Flash Queries on one session streaming market bars (bench/flash.sh).
+//
+// For each context size: a session is filled with bars to that many tokens, five market
+// questions are registered, then one new bar arrives every --gap-ms for --updates updates. The
+// command measures
+//   1. a cached hit: Runtime::Query for a registered question whose answer is current, timed on
+//      the caller's thread from the call to the answer (inside the server: no HTTP);
+//   2. a live query of the same question at the same context (cached answers refused);
+//   3. readiness: for each update and question, whether the evaluation of that version was
+//      published before the next update arrived, and how long after its update;
+//   4. the engine time flash work used (kvs_flash_engine_ms) against wall-clock time and against
+//      the engine's step time, and how many evaluations were dropped or finished when overtaken.
+// Everything is printed as a table and, with --json, written to a file.
+
+#include "cli/commands.h"
+#include "cli/defaults.h"
+#include "cli/market_input.h"
+#include "common/progress.h"
+#include "feed/market.h"
+#include "runtime/runtime.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kvs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsBetween(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+const std::vector<std::string>& MarketQuestions() {
+    static const std::vector<std::string> q = {
+        "Is the trend bullish or bearish?",        "What is the last close price?",
+        "What was the highest price so far?",      "Is volume rising or falling?",
+        "Summarize the last bar in one sentence.",
+    };
+    return q;
+}
+
+struct FlashBenchOptions {
+    std::string model;  // empty: the Qwen2.5-0.5B shape twin (Q8_0)
+    std::string contexts = "512,2048,8192";
+    int updates = 10;
+    double gap_ms = 4000;
+    int max_tokens = 12;
+    int hits_per_question = 20;
+    int n_threads = 2;
+    double flash_share = EngineOptions{}.flash_max_share;
+    std::vector<std::string> csv;
+    std::uint64_t seed = 42;
+    std::string json;
+};
+
+struct ContextResult {
+    int n_context = 0;  // tokens in the session when streaming started
+    std::vector<double> hit_us;
+    std::vector<double> live_ms;
+    int n_pairs = 0;  // (update, question)
+    int n_ready_in_time = 0;
+    std::vector<double> ready_after_ms;  // update accepted -> its evaluation published
+    double stream_ms = 0;
+    double flash_ms = 0;
+    double step_ms = 0;
+    double dropped = 0;
+    double finished_overtaken = 0;
+    double preempted = 0;
+};
+
+void Check(const Status& st, const std::string& what) {
+    if (!st.ok()) {
+        throw std::runtime_error(what + ": " + st.ToString());
+    }
+}
+
+double MetricSum(MetricsRegistry& m, const char* histogram) {
+    return m.GetHistogram(histogram, "", kMsBuckets).Snapshot().sum;
+}
+
+// Appends bars until the session holds at least `n_tokens`.
+void FillHistory(Runtime& rt, SessionId id, BarSource& bars, int n_tokens) {
+    ProgressBar progress("history", static_cast<std::size_t>(n_tokens));
+    int have = 0;
+    double per_bar = 0;  // tokens per bar, learned from the first append
+    while (have < n_tokens) {
+        const int n_bars =
+            per_bar == 0 ? 1 : std::clamp(static_cast<int>((n_tokens - have) / per_bar), 1, 32);
+        std::string block;
+        for (int i = 0; i < n_bars; ++i) {
+            block += RenderBar(bars.Next(0)) + "\n";
+        }
+        auto r = rt.AppendAndWait(1, id, block).get();
+        Check(r.status(), "filling the history");
+        per_bar = per_bar == 0 ? std::max(1.0, static_cast<double>(r->n_tokens_appended)) : per_bar;
+        have = r->n_tokens;
+        progress.Update(static_cast<std::size_t>(std::min(have, n_tokens)));
+    }
+    progress.Finish();
+}
+
+bool WaitCurrent(Runtime& rt, SessionId id, double timeout_ms) {
+    const auto deadline =
+        Clock::now() + std::chrono::microseconds(static_cast<long>(timeout_ms * 1e3));
+    while (Clock::now() < deadline) {
+        auto list = rt.ListFlash(1, id);
+        if (list.ok() && std::all_of(list->begin(), list->end(),
+                                     [](const FlashInfo& f) { return f.current(); })) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
+}
+
+ContextResult RunContext(const FlashBenchOptions& o, int n_context) {
+    RuntimeOptions ro;
+    ro.engine.model_path = o.model;
+    ro.engine.n_sessions = 1;
+    ro.engine.n_ctx_session = n_context + 2048;  // history + the streamed bars + a question
+    ro.engine.n_threads = o.n_threads;
+    ro.engine.flash_max_share = o.flash_share;
+    auto started = Runtime::Start(ro);
+    Check(started.status(), "starting the runtime");
+    Runtime& rt = **started;
+    MetricsRegistry& m = rt.metrics();
+
+    SessionOptions so{.prefix = "Market data, one bar per line:\n"};
+    for (const std::string& q : MarketQuestions()) {
+        so.flash.push_back({q, o.max_tokens, {}});
+    }
+    auto created = rt.CreateSession(1, so).get();
+    Check(created.status(), "creating the session");
+    const SessionId id = *created;
+    BarSource bars(o.csv, o.seed);
+    FillHistory(rt, id, bars, n_context);
+    if (!WaitCurrent(rt, id, 600'000)) {
+        throw std::runtime_error("the first evaluations did not finish in 10 minutes");
+    }
+    ContextResult r;
+    r.n_context = rt.Info(1, id).get()->n_tokens;
+    auto events = *rt.Subscribe(1, id, {.every_evaluation = true, .capacity = 4096});
+
+    const double flash0 = m.GetGauge("kvs_flash_engine_ms", "").value();
+    const double step0 = MetricSum(m, "kvs_step_ms");
+    const double dropped0 =
+        static_cast<double>(m.GetCounter("kvs_flash_dropped_total", "").value());
+    const double finished0 =
+        static_cast<double>(m.GetCounter("kvs_flash_finished_overtaken_total", "").value());
+    const double preempted0 =
+        static_cast<double>(m.GetCounter("kvs_flash_preempted_total", "").value());
+    const auto stream_start = Clock::now();
+    std::vector<std::pair<Clock::time_point, std::uint64_t>> updates;  // accepted at, version
+    // A reader thread stamps each evaluation when it is published.
+    std::map<std::pair<std::uint64_t, FlashId>, Clock::time_point> ready;  // after `reader` joins
+    std::atomic<bool> reading{true};
+    std::thread reader([&] {
+        while (reading) {
+            if (auto e = events->Next(std::chrono::milliseconds(50));
+                e && e->kind == EngineEvent::Kind::kFlash) {
+                ready.emplace(std::pair(e->version, e->flash.id), Clock::now());
+            }
+        }
+    });
+    ProgressBar progress("updates", static_cast<std::size_t>(o.updates));
+    for (int u = 0; u < o.updates; ++u) {
+        const auto due =
+            stream_start + std::chrono::microseconds(static_cast<long>(u * o.gap_ms * 1e3));
+        std::this_thread::sleep_until(due);
+        const auto at = Clock::now();
+        auto accepted = rt.Append(1, id, RenderBar(bars.Next(0)) + "\n").get();
+        Check(accepted.status(), "appending a bar");
+        updates.emplace_back(at, accepted->version);
+        // Once this version's answers are out: cached hits and one live query, timed.
+        const auto next_due = due + std::chrono::microseconds(static_cast<long>(o.gap_ms * 1e3));
+        if (WaitCurrent(rt, id, MsBetween(Clock::now(), next_due))) {
+            const std::string& question = MarketQuestions()[u % MarketQuestions().size()];
+            QueryOptions q = FlashQuery({question, o.max_tokens, {}});
+            for (int i = 0; i < o.hits_per_question; ++i) {
+                const auto t0 = Clock::now();
+                auto a = rt.Query(1, id, q).get();
+                const auto t1 = Clock::now();
+                if (a.ok() && a->cached) {
+                    r.hit_us.push_back(MsBetween(t0, t1) * 1e3);
+                }
+            }
+            q.allow_cached = false;
+            const auto t0 = Clock::now();
+            auto live = rt.Query(1, id, q).get();
+            Check(live.status(), "a live query");
+            r.live_ms.push_back(MsBetween(t0, Clock::now()));
+        }
+        progress.Update(static_cast<std::size_t>(u + 1));
+    }
+    progress.Finish();
+    const auto stream_end = Clock::now() + std::chrono::milliseconds(0);
+    WaitCurrent(rt, id, 600'000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last events
+    reading = false;
+    reader.join();
+    auto list = *rt.ListFlash(1, id);
+    for (std::size_t u = 0; u < updates.size(); ++u) {
+        const auto next =
+            u + 1 < updates.size()
+                ? updates[u + 1].first
+                : updates[u].first + std::chrono::microseconds(static_cast<long>(o.gap_ms * 1e3));
+        for (const FlashInfo& f : list) {
+            ++r.n_pairs;
+            auto it = ready.find({updates[u].second, f.id});
+            if (it == ready.end()) {
+                continue;  // never evaluated at this version (dropped, a newer one came first)
+            }
+            r.ready_after_ms.push_back(MsBetween(updates[u].first, it->second));
+            r.n_ready_in_time += it->second <= next ? 1 : 0;
+        }
+    }
+    r.stream_ms = MsBetween(stream_start, stream_end);
+    r.flash_ms = m.GetGauge("kvs_flash_engine_ms", "").value() - flash0;
+    r.step_ms = MetricSum(m, "kvs_step_ms") - step0;
+    r.dropped = static_cast<double>(m.GetCounter("kvs_flash_dropped_total", "").value()) - dropped0;
+    r.finished_overtaken =
+        static_cast<double>(m.GetCounter("kvs_flash_finished_overtaken_total", "").value()) -
+        finished0;
+    r.preempted =
+        static_cast<double>(m.GetCounter("kvs_flash_preempted_total", "").value()) - preempted0;
+    return r;
+}
+
+double Quantile(std::vector<double> v, double q) {
+    if (v.empty()) {
+        return 0;
+    }
+    std::sort(v.begin(), v.end());
+    return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+void Print(const std::vector<ContextResult>& results) {
+    std::printf("\n%8s %10s %10s %10s %10s %9s %8s %12s %10s %10s %8s %8s\n", "context",
+                "hit p50 us", "hit p99 us", "hit max us", "live p50ms", "hit/live", "ready",
+                "ready p50 ms", "flash/wall", "flash/step", "dropped", "finished");
+    for (const ContextResult& r : results) {
+        const double hit50 = Quantile(r.hit_us, 0.5);
+        const double live50 = Quantile(r.live_ms, 0.5);
+        std::printf(
+            "%8d %10.1f %10.1f %10.1f %10.1f %9.5f %7.0f%% %12.1f %9.1f%% %9.1f%% %8.0f %8.0f\n",
+            r.n_context, hit50, Quantile(r.hit_us, 0.99), Quantile(r.hit_us, 1.0), live50,
+            live50 > 0 ? hit50 / 1e3 / live50 : 0.0,
+            r.n_pairs > 0 ? 100.0 * r.n_ready_in_time / r.n_pairs : 0.0,
+            Quantile(r.ready_after_ms, 0.5),
+            r.stream_ms > 0 ? 100.0 * r.flash_ms / r.stream_ms : 0.0,
+            r.step_ms > 0 ? 100.0 * r.flash_ms / r.step_ms : 0.0, r.dropped, r.finished_overtaken);
+    }
+}
+
+void WriteJson(const FlashBenchOptions& o, const std::vector<ContextResult>& results) {
+    std::ofstream out(o.json);
+    if (!out) {
+        throw std::runtime_error("cannot write " + o.json);
+    }
+    auto list = [](const std::vector<double>& v) {
+        std::string s = "[";
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            s += (i ? "," : "") + std::to_string(v[i]);
+        }
+        return s + "]";
+    };
+    out << "{\n  \"model\": \"" << o.model << "\",\n  \"threads\": " << o.n_threads
+        << ",\n  \"updates\": " << o.updates << ",\n  \"gap_ms\": " << o.gap_ms
+        << ",\n  \"max_tokens\": " << o.max_tokens << ",\n  \"flash_share\": " << o.flash_share
+        << ",\n  \"questions\": " << MarketQuestions().size() << ",\n  \"contexts\": [\n";
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        const ContextResult& r = results[i];
+        out << "    {\"context\": " << r.n_context << ", \"hit_us\": " << list(r.hit_us)
+            << ", \"live_ms\": " << list(r.live_ms) << ", \"pairs\": " << r.n_pairs
+            << ", \"ready_in_time\": " << r.n_ready_in_time
+            << ", \"ready_after_ms\": " << list(r.ready_after_ms)
+            << ", \"stream_ms\": " << r.stream_ms << ", \"flash_ms\": " << r.flash_ms
+            << ", \"step_ms\": " << r.step_ms << ", \"dropped\": " << r.dropped
+            << ", \"finished_overtaken\": " << r.finished_overtaken
+            << ", \"preempted\": " << r.preempted << "}" << (i + 1 < results.size() ? "," : "")
+            << "\n";
+    }
+    out << "  ]\n}\n";
+}
+
+void RunFlashBench(FlashBenchOptions o) {
+    auto contexts = ParseIntList(o.contexts);
+    Check(contexts.status(), "--contexts");
+    if (o.model.empty()) {
+        auto made = EnsureShapeTwin("qwen2.5-0.5b", WeightType::kQ8_0);
+        Check(made.status(), "making the default model");
+        o.model = *made;
+    }
+    std::printf(
+        "kvstream flash-bench: %s, %d threads; 5 registered questions (%d tokens), %d updates "
+        "%.0f ms apart per context, flash share cap %.2f, bars: %s\n",
+        o.model.c_str(), o.n_threads, o.max_tokens, o.updates, o.gap_ms, o.flash_share,
+        o.csv.empty() ? "synthetic" : o.csv.front().c_str());
+    std::fflush(stdout);
+    std::vector<ContextResult> results;
+    for (int n : *contexts) {
+        results.push_back(RunContext(o, n));
+    }
+    Print(results);
+    if (!o.json.empty()) {
+        WriteJson(o, results);
+    }
+}
+
+}  // namespace
+
+void AddFlashBenchCommand(CLI::App& app) {
+    auto o = std::make_shared<FlashBenchOptions>();
+    CLI::App* cmd = app.add_subcommand(
+        "flash-bench", "Flash Queries benchmark: cached hits vs live queries on streaming bars");
+    cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    cmd->add_option("--model", o->model, "GGUF model (default: the Qwen2.5-0.5B shape twin)");
+    cmd->add_option("--contexts", o->contexts, "Session sizes in tokens when streaming starts")
+        ->capture_default_str();
+    cmd->add_option("--updates", o->updates, "Bars streamed per context")
+        ->check(CLI::Range(1, 100000))
+        ->capture_default_str();
+    cmd->add_option("--gap-ms", o->gap_ms, "Time between bars")
+        ->check(CLI::Range(1.0, 1e7))
+        ->capture_default_str();
+    cmd->add_option("--max-tokens", o->max_tokens, "Answer length of the registered questions")
+        ->check(CLI::Range(1, kMaxFlashTokens))
+        ->capture_default_str();
+    cmd->add_option("--hits", o->hits_per_question, "Cached queries timed per update")
+        ->check(CLI::Range(1, 100000))
+        ->capture_default_str();
+    cmd->add_option("--threads", o->n_threads, "Threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--flash-share", o->flash_share, "Most engine time for flash work, (0, 1]")
+        ->check(CLI::Range(0.001, 1.0))
+        ->capture_default_str();
+    cmd->add_option("--csv", o->csv, "Real bars from a CSV file, as [SYMBOL=]PATH")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    cmd->add_option("--seed", o->seed, "Seed of the synthetic feed")->capture_default_str();
+    cmd->add_option("--json", o->json, "Write every figure to this JSON file");
+    cmd->callback([o] { RunFlashBench(*o); });
+}
+
+}  // namespace kvs
