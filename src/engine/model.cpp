@@ -29,7 +29,7 @@ Model::~Model() {
     llama_model_free(model_);
 }
 
-Result<Tokens> Model::Tokenize(std::string_view text, bool add_bos) const {
+Result<Tokens> Model::Tokenize(std::string_view text, bool add_bos, bool parse_special) const {
     if (!IsValidUtf8(text)) {
         return InvalidArgument("text is not valid UTF-8");
     }
@@ -40,11 +40,50 @@ Result<Tokens> Model::Tokenize(std::string_view text, bool add_bos) const {
     // A token covers at least one byte, plus BOS: n_text + 2 always suffices.
     Tokens tokens(text.size() + 2);
     const int32_t n = llama_tokenize(vocab_, text.data(), n_text, tokens.data(),
-                                     static_cast<int32_t>(tokens.size()), add_bos,
-                                     /*parse_special=*/false);
+                                     static_cast<int32_t>(tokens.size()), add_bos, parse_special);
     KV_CHECK(n >= 0, "llama_tokenize needed more room than n_bytes + 2");
     tokens.resize(static_cast<std::size_t>(n));
     return tokens;
+}
+
+std::optional<std::string> Model::ChatTemplate() const {
+    const char* t = llama_model_chat_template(model_, nullptr);
+    if (t == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(t);
+}
+
+Result<std::string> Model::ApplyChatTemplate(
+    const std::vector<std::pair<std::string, std::string>>& messages) const {
+    const auto tmpl = ChatTemplate();
+    if (!tmpl) {
+        return InvalidArgument(
+            "this model has no chat template (tokenizer.chat_template); use "
+            "/v1/completions with your own prompt format");
+    }
+    std::vector<llama_chat_message> chat;
+    std::size_t n_bytes = tmpl->size();
+    for (const auto& [role, content] : messages) {
+        chat.push_back({role.c_str(), content.c_str()});
+        n_bytes += role.size() + content.size();
+    }
+    std::string out(2 * n_bytes + 256, '\0');
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const int32_t n = llama_chat_apply_template(tmpl->c_str(), chat.data(), chat.size(),
+                                                    /*add_ass=*/true, out.data(),
+                                                    static_cast<int32_t>(out.size()));
+        if (n < 0) {
+            return InvalidArgument(
+                "llama.cpp does not support this model's chat template; use /v1/completions");
+        }
+        if (static_cast<std::size_t>(n) <= out.size()) {
+            out.resize(static_cast<std::size_t>(n));
+            return out;
+        }
+        out.resize(static_cast<std::size_t>(n));
+    }
+    return Internal("the chat template's output kept growing");
 }
 
 std::string Model::Piece(Token token) const {

@@ -7,9 +7,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 struct llama_model;
 struct llama_vocab;
@@ -30,9 +33,18 @@ public:
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
 
-    // Tokenizes UTF-8 text without parsing special-token markup (data is data). Prepends BOS when
-    // `add_bos` and the model's tokenizer wants one. Errors: kInvalidArgument for invalid UTF-8.
-    Result<Tokens> Tokenize(std::string_view text, bool add_bos) const;
+    // Tokenizes UTF-8 text, by default without parsing special-token markup (data is data;
+    // `parse_special` is for prompts built by a chat template). Prepends BOS when `add_bos` and
+    // the model's tokenizer wants one. Errors: kInvalidArgument for invalid UTF-8.
+    Result<Tokens> Tokenize(std::string_view text, bool add_bos, bool parse_special = false) const;
+
+    // The chat template stored in the GGUF (tokenizer.chat_template), if any.
+    std::optional<std::string> ChatTemplate() const;
+
+    // Renders a conversation with the model's chat template, ending with the assistant's turn
+    // opened. kInvalidArgument when the model has no template or libllama does not know it.
+    Result<std::string> ApplyChatTemplate(
+        const std::vector<std::pair<std::string, std::string>>& messages) const;  // role, content
 
     // The bytes of one token; may be an incomplete UTF-8 sequence on its own.
     std::string Piece(Token token) const;

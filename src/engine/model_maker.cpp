@@ -31,6 +31,11 @@ namespace fs = std::filesystem;
 constexpr int kMaxLayers = 512;                 // LLAMA_MAX_LAYERS
 constexpr float kWeightHalfWidth = 0.0346410f;  // uniform(-a, a) with a = 0.02 * sqrt(3): std 0.02
 constexpr std::int64_t kChunkElements = 1 << 20;  // values generated and encoded at a time
+// ChatML, as llama.cpp recognises it (llm_chat_detect_template looks for "<|im_start|>").
+constexpr const char* kChatMlTemplate =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 // ---- Shapes --------------------------------------------------------------------------------
 
@@ -434,6 +439,11 @@ Status MakeModel(const MakeModelOptions& options) {
     gguf_context_ptr out(gguf_init_empty());
     SetModelKeys(out.get(), *shape, n_layer, n_vocab, options);
     CopyTokenizerKeys(out.get(), vocab->get());
+    if (gguf_find_key(out.get(), "tokenizer.chat_template") < 0) {
+        // The real SmolLM2-Instruct models chat in ChatML; the twin gets the same template so the
+        // chat endpoint can be exercised (its markers are plain text to the GPT-2 tokenizer).
+        gguf_set_val_str(out.get(), "tokenizer.chat_template", kChatMlTemplate);
+    }
     KV_RETURN_IF_ERROR(AddTensors(out.get(), specs, options.type));
     return WriteModelFile(out.get(), specs, options);
 }

@@ -60,7 +60,8 @@ QueryRun::QueryRun(SeqId seq, Pos start_pos, Tokens prompt, const QueryOptions& 
       ignore_eog_(options.ignore_eog),
       sampler_(options.sampling),
       stop_(options.stop),
-      next_pos_(start_pos) {
+      next_pos_(start_pos),
+      on_text_(options.on_text) {
     KV_CHECK(!prompt_.empty(), "a query needs at least one prompt token");
     answer_.timings.n_context_tokens = start_pos;
     answer_.timings.n_prompt_tokens = static_cast<int>(prompt_.size());
@@ -112,6 +113,7 @@ void QueryRun::Accept(Token token, const Model& model) {
     if (!ignore_eog_ && model.IsEndOfGeneration(token)) {
         answer_.stop_reason = StopReason::kEndOfGeneration;
         phase_ = Phase::kDone;
+        Stream(true);
         return;
     }
     answer_.tokens.push_back(token);
@@ -122,14 +124,32 @@ void QueryRun::Accept(Token token, const Model& model) {
         answer_.text.resize(at);
         answer_.stop_reason = StopReason::kStopString;
         phase_ = Phase::kDone;
+        Stream(true);
         return;
     }
     if (static_cast<int>(answer_.tokens.size()) >= max_tokens_) {
         answer_.stop_reason = StopReason::kMaxTokens;
         phase_ = Phase::kDone;
+        Stream(true);
         return;
     }
     pending_ = token;
+    Stream(false);
+}
+
+void QueryRun::Stream(bool final) {
+    if (!on_text_) {
+        return;
+    }
+    const std::string& text = answer_.text;
+    std::size_t safe = CompleteUtf8Prefix(text);
+    if (!final) {
+        safe = std::min(safe, text.size() - stop_.HeldBack(text));
+    }
+    if (safe > n_streamed_) {
+        on_text_(std::string_view(text).substr(n_streamed_, safe - n_streamed_));
+        n_streamed_ = safe;
+    }
 }
 
 Answer QueryRun::TakeAnswer() {

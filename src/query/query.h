@@ -14,8 +14,10 @@
 #include "engine/sampler.h"
 #include "query/stop_strings.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +42,13 @@ struct QueryOptions {
     // most max_staleness_ms ago (0: no age allowance).
     bool allow_cached = true;
     double max_staleness_ms = 0;
+    // Streaming: called on the engine thread with each new piece of answer text (valid UTF-8,
+    // never a possible stop string's start); the pieces concatenate to Answer::text. Quick, and
+    // must not call back into the engine.
+    std::function<void(std::string_view)> on_text;
+    // Set by the client to abandon the query: it ends with kAborted at the next step and its
+    // sequence is rolled back.
+    std::shared_ptr<const std::atomic<bool>> cancel;
 };
 
 inline constexpr int kMaxAnswerTokens = 4096;
@@ -115,6 +124,7 @@ private:
     using Clock = std::chrono::steady_clock;
 
     void Accept(Token token, const Model& model);
+    void Stream(bool final);  // hands on_text the text that is safe to show
 
     SeqId seq_;
     Pos start_pos_;
@@ -132,6 +142,8 @@ private:
     int n_sampled_ = 0;
     int logits_index_ = -1;  // batch entry whose logits this run reads, -1 when none
     Answer answer_;
+    std::function<void(std::string_view)> on_text_;
+    std::size_t n_streamed_ = 0;  // bytes of answer_.text handed to on_text_
     Clock::time_point started_ = Clock::now();
     Clock::time_point first_token_;
 };

@@ -25,4 +25,17 @@ std::size_t StopMatcher::Find(std::string_view text, std::size_t n_new) const {
     return best;
 }
 
+std::size_t StopMatcher::HeldBack(std::string_view text) const {
+    std::size_t held = 0;
+    for (const auto& s : stops_) {
+        for (std::size_t n = std::min(text.size(), s.size() - 1); n > held; --n) {
+            if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
+                held = n;
+                break;
+            }
+        }
+    }
+    return held;
+}
+
 }  // namespace kvs

@@ -148,6 +148,17 @@ Result<SessionId> Engine::TryCreateSession(const SessionOptions& options) {
     s.tenant = options.tenant;
     s.on_full = options.on_full;
     s.n_ctx = context_->n_ctx_seq();
+    if (options.max_context < 0) {
+        return InvalidArgument("max_context must be >= 0");
+    }
+    if (options.max_context > 0) {
+        if (options.max_context <= static_cast<int>(prefix->size())) {
+            return ContextFull("max_context " + std::to_string(options.max_context) +
+                               " leaves no room after the prefix's " +
+                               std::to_string(prefix->size()) + " tokens");
+        }
+        s.n_ctx = std::min(s.n_ctx, options.max_context);
+    }
     s.last_used = ++tick_;
     KV_RETURN_IF_ERROR(MakeResident(s));
     if (!prefix->empty()) {
@@ -411,9 +422,9 @@ std::vector<EngineEvent> Engine::TakeEvents() {
     return std::exchange(events_, {});
 }
 
-Result<Tokens> Engine::TokenizeContext(std::string_view text) const {
+Result<Tokens> Engine::TokenizeContext(std::string_view text, bool parse_special) const {
     KV_RETURN_IF_ERROR(ValidateText(text, "context"));
-    return model_->Tokenize(text, model_->AddsBos());
+    return model_->Tokenize(text, model_->AddsBos(), parse_special);
 }
 
 }  // namespace kvs

@@ -86,6 +86,7 @@ struct SessionOptions {
     OnFull on_full = OnFull::kReject;
     TenantId tenant = 0;
     std::vector<FlashOptions> flash{};  // questions registered at creation (all or nothing)
+    int max_context = 0;                // tokens the session may hold; 0 (or more): a whole slot
 };
 
 struct SessionInfo {
@@ -289,7 +290,8 @@ public:
 
     // Tokenizes `text` with a leading BOS when the model wants one (the stateless context of a
     // conventional engine, which tokenizes the whole accumulated text per request).
-    Result<Tokens> TokenizeContext(std::string_view text) const;
+    // `parse_special`: read special-token markup (prompts rendered by a chat template).
+    Result<Tokens> TokenizeContext(std::string_view text, bool parse_special = false) const;
 
     // Parks / restores a session now (tests, tools). kNotFound; kResourceExhausted when busy.
     Status Park(SessionId id);
@@ -385,6 +387,7 @@ private:
     Status RunUntil(const std::function<bool()>& done);
 
     // Step phases (engine_step.cpp).
+    void DropCancelled();
     void AdmitQueries();
     Status StartStateless(QueryJob& job);
     Status StartStateful(QueryJob& job);

@@ -24,6 +24,7 @@ StepReport Engine::Step() {
     ++tick_;
     // 1. Residency and admission: live queries first (they preempt flash evaluations on their
     // session), then flash evaluations on sessions with nothing else to do.
+    DropCancelled();
     RestoreWaiting();
     PreemptFlash();
     AdmitQueries();
@@ -102,6 +103,19 @@ bool Engine::IngestStarved(std::span<const WorkItem> work, const StepPlan& plan)
         planned += c.kind == WorkKind::kIngest ? c.n_tokens : 0;
     }
     return wanted > planned && planned < options_.min_ingest_tokens;
+}
+
+void Engine::DropCancelled() {
+    std::vector<QueryId> cancelled;
+    for (const auto& [id, job] : queries_) {
+        if (job.options.cancel && job.options.cancel->load(std::memory_order_relaxed)) {
+            cancelled.push_back(id);
+        }
+    }
+    for (QueryId id : cancelled) {
+        std::erase(waiting_, id);
+        FailQuery(queries_.at(id), Status(StatusCode::kAborted, "cancelled by the client"));
+    }
 }
 
 void Engine::AdmitQueries() {

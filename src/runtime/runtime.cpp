@@ -10,14 +10,14 @@ namespace kvs {
 struct Runtime::State {
     struct PendingQuery {
         TenantId tenant = 0;
-        std::promise<Result<Answer>> promise;
+        Reply<Result<Answer>> reply;
     };
 
     struct AppendWait {
         SessionId session = 0;
         std::uint64_t version = 0;
         AppendResult result;
-        std::promise<Result<AppendResult>> promise;
+        Reply<Result<AppendResult>> reply;
     };
 
     std::unique_ptr<Engine> engine;
@@ -43,14 +43,14 @@ struct Runtime::State {
                         : Status::Ok();
     }
 
-    // Keeps the promise of a queued query until it finishes, or answers a refusal at once.
-    void Track(TenantId tenant, const Result<QueryId>& qid, std::promise<Result<Answer>>& p) {
+    // Keeps the reply of a queued query until it finishes, or answers a refusal at once.
+    void Track(TenantId tenant, const Result<QueryId>& qid, Reply<Result<Answer>>& reply) {
         if (!qid.ok()) {
-            p.set_value(qid.status());
+            reply(qid.status());
             return;
         }
         n_queries[tenant] += 1;
-        queries.emplace(*qid, PendingQuery{tenant, std::move(p)});
+        queries.emplace(*qid, PendingQuery{tenant, std::move(reply)});
     }
 
     // Hands finished queries and ingested appends to their waiters.
@@ -59,8 +59,9 @@ struct Runtime::State {
             auto it = queries.find(f.id);
             if (it != queries.end()) {
                 n_queries[it->second.tenant] -= 1;
-                it->second.promise.set_value(std::move(f.answer));
+                auto reply = std::move(it->second.reply);
                 queries.erase(it);
+                reply(std::move(f.answer));
             }
         }
         for (const EngineEvent& e : engine->TakeEvents()) {
@@ -77,9 +78,9 @@ struct Runtime::State {
                 return false;
             }
             if (status.ok()) {
-                w.promise.set_value(w.result);
+                w.reply(w.result);
             } else {
-                w.promise.set_value(status);
+                w.reply(status);
             }
             return true;
         });
@@ -155,10 +156,10 @@ void Runtime::EngineThread(std::promise<Status> ready) {
     // Shutdown: whatever still waits is told so.
     const Status aborted(StatusCode::kAborted, "the server is shutting down");
     for (auto& [id, q] : state.queries) {
-        q.promise.set_value(aborted);
+        q.reply(aborted);
     }
     for (auto& w : state.append_waits) {
-        w.promise.set_value(aborted);
+        w.reply(aborted);
     }
     hub_.CloseAll();
 }
@@ -176,28 +177,27 @@ bool Runtime::Enqueue(Command command) {
 }
 
 template <typename T>
-std::future<T> Runtime::Submit(std::function<void(State&, std::promise<T>&)> work,
-                               T busy_value,
-                               std::function<void()> settled) {
-    auto promise = std::make_shared<std::promise<T>>();
-    std::future<T> future = promise->get_future();
-    const bool queued = Enqueue([work = std::move(work), promise, settled](State& state) {
+void Runtime::Submit(Reply<T> reply,
+                     std::function<void(State&, Reply<T>&)> work,
+                     T busy_value,
+                     std::function<void()> settled) {
+    auto shared = std::make_shared<Reply<T>>(std::move(reply));
+    const bool queued = Enqueue([work = std::move(work), shared, settled](State& state) {
         if (Status st = state.Stopping(); !st.ok()) {
-            promise->set_value(T(st));
+            (*shared)(T(st));
         } else {
-            work(state, *promise);
+            work(state, *shared);
         }
         if (settled) {
             settled();
         }
     });
     if (!queued) {
-        promise->set_value(std::move(busy_value));
+        (*shared)(std::move(busy_value));
         if (settled) {
             settled();
         }
     }
-    return future;
 }
 
 namespace {
@@ -207,31 +207,43 @@ Status QueueFull() {
                   "the engine's command queue is full or stopping; retry shortly");
 }
 
+// The future form of a callback call: `call` receives the reply that fulfils the future.
+template <typename T, typename Call>
+std::future<T> ToFuture(Call call) {
+    auto promise = std::make_shared<std::promise<T>>();
+    std::future<T> future = promise->get_future();
+    call([promise](T value) { promise->set_value(std::move(value)); });
+    return future;
+}
+
 }  // namespace
 
-std::future<Result<SessionId>> Runtime::CreateSession(TenantId tenant, SessionOptions options) {
+void Runtime::CreateSession(TenantId tenant,
+                            SessionOptions options,
+                            Reply<Result<SessionId>> reply) {
     options.tenant = tenant;
-    return Submit<Result<SessionId>>(
-        [options](State& s, std::promise<Result<SessionId>>& p) {
+    Submit<Result<SessionId>>(
+        std::move(reply),
+        [options](State& s, Reply<Result<SessionId>>& r) {
             if (s.n_sessions[options.tenant] >= s.limits.max_sessions) {
-                p.set_value(Status(StatusCode::kResourceExhausted,
-                                   "tenant " + std::to_string(options.tenant) +
-                                       " has its maximum of " +
-                                       std::to_string(s.limits.max_sessions) + " sessions"));
+                r(Status(StatusCode::kResourceExhausted,
+                         "tenant " + std::to_string(options.tenant) + " has its maximum of " +
+                             std::to_string(s.limits.max_sessions) + " sessions"));
                 return;
             }
             auto id = s.engine->CreateSession(options);
             if (id.ok()) {
                 s.n_sessions[options.tenant] += 1;
             }
-            p.set_value(std::move(id));
+            r(std::move(id));
         },
         QueueFull());
 }
 
-std::future<Status> Runtime::CloseSession(TenantId tenant, SessionId id) {
-    return Submit<Status>(
-        [tenant, id](State& s, std::promise<Status>& p) {
+void Runtime::CloseSession(TenantId tenant, SessionId id, Reply<Status> reply) {
+    Submit<Status>(
+        std::move(reply),
+        [tenant, id](State& s, Reply<Status>& r) {
             Status st = s.Owns(tenant, id);
             if (st.ok()) {
                 st = s.engine->CloseSession(id);
@@ -242,58 +254,55 @@ std::future<Status> Runtime::CloseSession(TenantId tenant, SessionId id) {
                                      Status(StatusCode::kAborted, "the session was closed"));
                 s.hub->CloseSession(id);
             }
-            p.set_value(st);
+            r(st);
         },
         QueueFull());
 }
 
-std::future<Result<SessionInfo>> Runtime::Info(TenantId tenant, SessionId id) {
-    return Submit<Result<SessionInfo>>(
-        [tenant, id](State& s, std::promise<Result<SessionInfo>>& p) {
+void Runtime::Info(TenantId tenant, SessionId id, Reply<Result<SessionInfo>> reply) {
+    Submit<Result<SessionInfo>>(
+        std::move(reply),
+        [tenant, id](State& s, Reply<Result<SessionInfo>>& r) {
             const Status st = s.Owns(tenant, id);
-            p.set_value(st.ok() ? s.engine->Info(id) : Result<SessionInfo>(st));
+            r(st.ok() ? s.engine->Info(id) : Result<SessionInfo>(st));
         },
         QueueFull());
 }
 
-std::future<Result<AppendResult>> Runtime::Append(TenantId tenant, SessionId id, std::string text) {
+void Runtime::Append(
+    TenantId tenant, SessionId id, std::string text, bool wait, Reply<Result<AppendResult>> reply) {
     board_->BeginAppend(id);  // until accepted, cached answers wait for this data
-    return Submit<Result<AppendResult>>(
-        [tenant, id, text = std::move(text)](State& s, std::promise<Result<AppendResult>>& p) {
+    Submit<Result<AppendResult>>(
+        std::move(reply),
+        [tenant, id, wait, text = std::move(text)](State& s, Reply<Result<AppendResult>>& r) {
             const Status st = s.Owns(tenant, id);
-            p.set_value(st.ok() ? s.engine->SubmitAppend(id, text) : Result<AppendResult>(st));
-        },
-        QueueFull(), [this, id] { board_->EndAppend(id); });
-}
-
-std::future<Result<AppendResult>> Runtime::AppendAndWait(TenantId tenant,
-                                                         SessionId id,
-                                                         std::string text) {
-    board_->BeginAppend(id);
-    return Submit<Result<AppendResult>>(
-        [tenant, id, text = std::move(text)](State& s, std::promise<Result<AppendResult>>& p) {
-            const Status st = s.Owns(tenant, id);
-            auto r = st.ok() ? s.engine->SubmitAppend(id, text) : Result<AppendResult>(st);
-            if (!r.ok()) {
-                p.set_value(std::move(r));
+            auto result = st.ok() ? s.engine->SubmitAppend(id, text) : Result<AppendResult>(st);
+            if (!result.ok() || !wait) {
+                r(std::move(result));
                 return;
             }
-            s.append_waits.push_back({id, r->version, *r, std::move(p)});
+            s.append_waits.push_back({id, result->version, *result, std::move(r)});
         },
         QueueFull(), [this, id] { board_->EndAppend(id); });
 }
 
-std::future<Result<Answer>> Runtime::Query(TenantId tenant, SessionId id, QueryOptions options) {
+void Runtime::Query(TenantId tenant,
+                    SessionId id,
+                    QueryOptions options,
+                    Reply<Result<Answer>> reply) {
     // A cached flash answer needs no engine step: answered here, on the caller's thread.
     if (FlashLookup hit = board_->Lookup(tenant, id, options);
         hit.outcome == FlashLookup::Outcome::kHit && ValidateQuery(options).ok()) {
         fast_hits_->Add();
-        std::promise<Result<Answer>> p;
-        p.set_value(std::move(hit.answer));
-        return p.get_future();
+        if (options.on_text) {
+            options.on_text(hit.answer.text);
+        }
+        reply(std::move(hit.answer));
+        return;
     }
-    return Submit<Result<Answer>>(
-        [tenant, id, options = std::move(options)](State& s, std::promise<Result<Answer>>& p) {
+    Submit<Result<Answer>>(
+        std::move(reply),
+        [tenant, id, options = std::move(options)](State& s, Reply<Result<Answer>>& r) {
             Status st = s.Owns(tenant, id);
             if (st.ok() && s.n_queries[tenant] >= s.limits.max_queued_queries) {
                 st = Status(StatusCode::kResourceExhausted,
@@ -301,49 +310,106 @@ std::future<Result<Answer>> Runtime::Query(TenantId tenant, SessionId id, QueryO
                                 std::to_string(s.limits.max_queued_queries) +
                                 " queries queued or running; retry shortly");
             }
-            s.Track(tenant, st.ok() ? s.engine->SubmitQuery(id, options) : Result<QueryId>(st), p);
+            s.Track(tenant, st.ok() ? s.engine->SubmitQuery(id, options) : Result<QueryId>(st), r);
         },
         QueueFull());
+}
+
+void Runtime::Stateless(TenantId tenant,
+                        std::string prompt,
+                        QueryOptions options,
+                        bool parse_special,
+                        Reply<Result<Answer>> reply) {
+    Submit<Result<Answer>>(
+        std::move(reply),
+        [tenant, parse_special, prompt = std::move(prompt), options = std::move(options)](
+            State& s, Reply<Result<Answer>>& r) {
+            if (s.n_queries[tenant] >= s.limits.max_queued_queries) {
+                r(Status(StatusCode::kResourceExhausted,
+                         "too many queued queries for this tenant; retry shortly"));
+                return;
+            }
+            auto context = s.engine->TokenizeContext(prompt, parse_special);
+            s.Track(tenant,
+                    context.ok() ? s.engine->SubmitStateless(std::move(context).value(), options)
+                                 : Result<QueryId>(context.status()),
+                    r);
+        },
+        QueueFull());
+}
+
+void Runtime::AddFlash(TenantId tenant,
+                       SessionId id,
+                       FlashOptions options,
+                       Reply<Result<FlashId>> reply) {
+    Submit<Result<FlashId>>(
+        std::move(reply),
+        [tenant, id, options = std::move(options)](State& s, Reply<Result<FlashId>>& r) {
+            const Status st = s.Owns(tenant, id);
+            r(st.ok() ? s.engine->AddFlash(id, options) : Result<FlashId>(st));
+        },
+        QueueFull());
+}
+
+void Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash, Reply<Status> reply) {
+    Submit<Status>(
+        std::move(reply),
+        [tenant, id, flash](State& s, Reply<Status>& r) {
+            const Status st = s.Owns(tenant, id);
+            r(st.ok() ? s.engine->RemoveFlash(id, flash) : st);
+        },
+        QueueFull());
+}
+
+// ---- Future forms -----------------------------------------------------------------------------
+
+std::future<Result<SessionId>> Runtime::CreateSession(TenantId tenant, SessionOptions options) {
+    return ToFuture<Result<SessionId>>(
+        [&](auto reply) { CreateSession(tenant, std::move(options), std::move(reply)); });
+}
+
+std::future<Status> Runtime::CloseSession(TenantId tenant, SessionId id) {
+    return ToFuture<Status>([&](auto reply) { CloseSession(tenant, id, std::move(reply)); });
+}
+
+std::future<Result<SessionInfo>> Runtime::Info(TenantId tenant, SessionId id) {
+    return ToFuture<Result<SessionInfo>>([&](auto reply) { Info(tenant, id, std::move(reply)); });
+}
+
+std::future<Result<AppendResult>> Runtime::Append(TenantId tenant, SessionId id, std::string text) {
+    return ToFuture<Result<AppendResult>>(
+        [&](auto reply) { Append(tenant, id, std::move(text), false, std::move(reply)); });
+}
+
+std::future<Result<AppendResult>> Runtime::AppendAndWait(TenantId tenant,
+                                                         SessionId id,
+                                                         std::string text) {
+    return ToFuture<Result<AppendResult>>(
+        [&](auto reply) { Append(tenant, id, std::move(text), true, std::move(reply)); });
+}
+
+std::future<Result<Answer>> Runtime::Query(TenantId tenant, SessionId id, QueryOptions options) {
+    return ToFuture<Result<Answer>>(
+        [&](auto reply) { Query(tenant, id, std::move(options), std::move(reply)); });
 }
 
 std::future<Result<Answer>> Runtime::Stateless(TenantId tenant,
                                                std::string prompt,
                                                QueryOptions options) {
-    return Submit<Result<Answer>>(
-        [tenant, prompt = std::move(prompt), options = std::move(options)](
-            State& s, std::promise<Result<Answer>>& p) {
-            if (s.n_queries[tenant] >= s.limits.max_queued_queries) {
-                p.set_value(Status(StatusCode::kResourceExhausted,
-                                   "too many queued queries for this tenant; retry shortly"));
-                return;
-            }
-            auto context = s.engine->TokenizeContext(prompt);
-            s.Track(tenant,
-                    context.ok() ? s.engine->SubmitStateless(std::move(context).value(), options)
-                                 : Result<QueryId>(context.status()),
-                    p);
-        },
-        QueueFull());
+    return ToFuture<Result<Answer>>([&](auto reply) {
+        Stateless(tenant, std::move(prompt), std::move(options), false, std::move(reply));
+    });
 }
 
 std::future<Result<FlashId>> Runtime::AddFlash(TenantId tenant,
                                                SessionId id,
                                                FlashOptions options) {
-    return Submit<Result<FlashId>>(
-        [tenant, id, options = std::move(options)](State& s, std::promise<Result<FlashId>>& p) {
-            const Status st = s.Owns(tenant, id);
-            p.set_value(st.ok() ? s.engine->AddFlash(id, options) : Result<FlashId>(st));
-        },
-        QueueFull());
+    return ToFuture<Result<FlashId>>(
+        [&](auto reply) { AddFlash(tenant, id, std::move(options), std::move(reply)); });
 }
 
 std::future<Status> Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash) {
-    return Submit<Status>(
-        [tenant, id, flash](State& s, std::promise<Status>& p) {
-            const Status st = s.Owns(tenant, id);
-            p.set_value(st.ok() ? s.engine->RemoveFlash(id, flash) : st);
-        },
-        QueueFull());
+    return ToFuture<Status>([&](auto reply) { RemoveFlash(tenant, id, flash, std::move(reply)); });
 }
 
 Result<std::vector<FlashInfo>> Runtime::ListFlash(TenantId tenant, SessionId id) const {

@@ -52,22 +52,45 @@ public:
     Runtime(const Runtime&) = delete;
     Runtime& operator=(const Runtime&) = delete;
 
+    // Every call comes in two forms. The callback form runs `reply` exactly once: on the engine
+    // thread, or on the caller's thread when the call is refused at once or answered from the
+    // flash cache. A reply must be quick and must not wait for the Runtime (an HTTP server posts
+    // the result to its event loop). The future form wraps it.
+    template <typename T>
+    using Reply = std::function<void(T)>;
+
+    void CreateSession(TenantId tenant, SessionOptions options, Reply<Result<SessionId>> reply);
+    void CloseSession(TenantId tenant, SessionId id, Reply<Status> reply);
+    void Info(TenantId tenant, SessionId id, Reply<Result<SessionInfo>> reply);
+    // `wait` false: replies once the append is accepted and queued (the result says which
+    // version the data will produce); true: once the data is in the KV cache.
+    void Append(TenantId tenant,
+                SessionId id,
+                std::string text,
+                bool wait,
+                Reply<Result<AppendResult>> reply);
+    void Query(TenantId tenant, SessionId id, QueryOptions options, Reply<Result<Answer>> reply);
+    // A stateless request: the prompt's tokens (with BOS) + question, from scratch.
+    // `parse_special`: the prompt may hold special-token markup (a rendered chat template).
+    void Stateless(TenantId tenant,
+                   std::string prompt,
+                   QueryOptions options,
+                   bool parse_special,
+                   Reply<Result<Answer>> reply);
+    void AddFlash(TenantId tenant,
+                  SessionId id,
+                  FlashOptions options,
+                  Reply<Result<FlashId>> reply);
+    void RemoveFlash(TenantId tenant, SessionId id, FlashId flash, Reply<Status> reply);
+
     std::future<Result<SessionId>> CreateSession(TenantId tenant, SessionOptions options);
     std::future<Status> CloseSession(TenantId tenant, SessionId id);
     std::future<Result<SessionInfo>> Info(TenantId tenant, SessionId id);
-
-    // Ready once the append is accepted and queued (not yet in the KV cache): the result says
-    // which session version the data will produce.
     std::future<Result<AppendResult>> Append(TenantId tenant, SessionId id, std::string text);
-
-    // Ready once the data is in the KV cache (`wait: true`).
     std::future<Result<AppendResult>> AppendAndWait(TenantId tenant,
                                                     SessionId id,
                                                     std::string text);
-
     std::future<Result<Answer>> Query(TenantId tenant, SessionId id, QueryOptions options);
-
-    // A stateless request: the prompt's tokens (with BOS) + question, from scratch.
     std::future<Result<Answer>> Stateless(TenantId tenant,
                                           std::string prompt,
                                           QueryOptions options);
@@ -97,10 +120,12 @@ private:
     bool Enqueue(Command command);
 
     template <typename T>
-    // `settled` (optional) runs once the command ran, was refused or met shutdown.
-    std::future<T> Submit(std::function<void(State&, std::promise<T>&)> work,
-                          T busy_value,
-                          std::function<void()> settled = {});
+    // Queues `work`; `reply` gets busy_value when the queue is full. `settled` (optional) runs
+    // once the command ran, was refused or met shutdown.
+    void Submit(Reply<T> reply,
+                std::function<void(State&, Reply<T>&)> work,
+                T busy_value,
+                std::function<void()> settled = {});
 
     RuntimeOptions options_;
     std::mutex mu_;
