@@ -10,5 +10,6 @@ void AddDemoCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
 void AddLoadCommand(CLI::App& app);
 void AddFlashBenchCommand(CLI::App& app);
+void AddServeCommand(CLI::App& app);
 
 }  // namespace kvs

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     kvs::AddBenchCommand(app);
     kvs::AddLoadCommand(app);
     kvs::AddFlashBenchCommand(app);
+    kvs::AddServeCommand(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -357,7 +357,16 @@ QueryId Engine::QueueQuery(QueryJob job) {
 }
 
 Result<QueryId> Engine::TrySubmitStateless(Tokens context, const QueryOptions& options) {
-    KV_RETURN_IF_ERROR(ValidateQuery(options));
+    if (options.question.empty()) {  // a completion: the context alone is the prompt
+        if (context.empty()) {
+            return InvalidArgument("the prompt is empty");
+        }
+        QueryOptions check = options;
+        check.question = " ";
+        KV_RETURN_IF_ERROR(ValidateQuery(check));
+    } else {
+        KV_RETURN_IF_ERROR(ValidateQuery(options));
+    }
     auto question = model_->Tokenize(options.question, false);
     if (!question.ok()) {
         return question.status();

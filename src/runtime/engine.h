@@ -265,7 +265,8 @@ public:
     Result<QueryId> SubmitQuery(SessionId id, const QueryOptions& options);
 
     // Queues a stateless request: `context` + question prefilled from scratch on a scratch
-    // sequence. Errors: kInvalidArgument, kContextFull (longer than a slot).
+    // sequence; the question may be empty (a plain completion of `context`). Errors:
+    // kInvalidArgument, kContextFull (longer than a slot).
     Result<QueryId> SubmitStateless(Tokens context, const QueryOptions& options);
 
     // True while any work is queued or running.

@@ -125,6 +125,7 @@ void Runtime::EngineThread(std::promise<Status> ready) {
     state.engine = std::move(engine).value();
     metrics_ = &state.engine->metrics();
     board_ = &state.engine->flash_board();
+    model_ = &state.engine->model();
     fast_hits_ = &metrics_->GetCounter("kvs_flash_hits_total", "");
     ready.set_value(Status::Ok());
 

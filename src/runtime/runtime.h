@@ -111,6 +111,9 @@ public:
 
     MetricsRegistry& metrics() { return *metrics_; }
 
+    // The loaded model (immutable; tokenizer and chat template reads are safe from any thread).
+    const Model& model() const { return *model_; }
+
 private:
     struct State;  // everything the engine thread owns
     using Command = std::function<void(State&)>;
@@ -134,6 +137,7 @@ private:
     bool stopping_ = false;               // guarded by mu_
     MetricsRegistry* metrics_ = nullptr;  // the engine's; set before Start returns
     FlashBoard* board_ = nullptr;         // the engine's; set before Start returns
+    const Model* model_ = nullptr;        // the engine's; set before Start returns
     Counter* fast_hits_ = nullptr;        // kvs_flash_hits_total
     EventHub hub_;
     std::thread thread_;

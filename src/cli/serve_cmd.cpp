@@ -1,0 +1,162 @@
+// `kvstream serve`: the HTTP server (docs/http_api.md). It listens at once (/health answers 503
+// while the model loads), serves until SIGTERM or SIGINT, then shuts down in order: new work is
+// refused (503), requests in flight get up to --grace-s to finish, every connection closes (open
+// event streams end), the engine answers what is still queued with `aborted`, exit 0.
+
+#include "cli/commands.h"
+#include "cli/defaults.h"
+#include "http/api.h"
+#include "http/server.h"
+#include "runtime/runtime.h"
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+namespace kvs {
+namespace {
+
+struct ServeOptions {
+    std::string model;
+    std::string api_keys;
+    std::string port_file;
+    double grace_s = 10;
+    http::ServerOptions server;
+    http::ApiLimits limits;
+    RuntimeOptions runtime;
+};
+
+void Fail(const Status& st, const std::string& what) {
+    if (!st.ok()) {
+        throw std::runtime_error(what + ": " + st.ToString());
+    }
+}
+
+void RunServe(ServeOptions o) {
+    // Block the stop signals in every thread; this one waits for them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    http::ApiKeys keys;
+    if (!o.api_keys.empty()) {
+        auto loaded = http::ApiKeys::Load(o.api_keys);
+        Fail(loaded.status(), "--api-keys");
+        keys = std::move(loaded).value();
+    }
+    const bool with_keys = keys.enabled();
+    const std::size_t n_keys = keys.size();
+    MetricsRegistry http_metrics;
+    o.limits.max_body_bytes = o.server.max_body_bytes;
+    http::Api api(o.limits, std::move(keys), http_metrics);
+    auto server = http::HttpServer::Start(
+        o.server,
+        [&api](http::HttpRequest r, http::ExchangePtr ex) { api.Handle(std::move(r), ex); },
+        http_metrics);
+    Fail(server.status(), "starting the HTTP server");
+    const int port = (*server)->port();
+    std::printf("kvstream: listening on http://%s:%d\n", o.server.host.c_str(), port);
+    if (with_keys) {
+        std::printf("kvstream: %zu API keys loaded; requests need Authorization: Bearer <key>\n",
+                    n_keys);
+    } else {
+        std::printf(
+            "kvstream: no API keys (--api-keys): serving loopback clients only, as tenant "
+            "\"local\"\n");
+    }
+    std::fflush(stdout);
+    if (!o.port_file.empty()) {
+        std::ofstream(o.port_file) << port << "\n";
+    }
+
+    if (o.model.empty()) {
+        auto made = EnsureShapeTwin(kDefaultShape, WeightType::kQ8_0);
+        Fail(made.status(), "making the default model");
+        o.model = *made;
+    }
+    o.runtime.engine.model_path = o.model;
+    auto runtime = Runtime::Start(o.runtime);
+    Fail(runtime.status(), "loading " + o.model);
+    api.SetRuntime(runtime->get(), std::filesystem::path(o.model).stem().string());
+    std::printf("kvstream: ready (%s)\n", o.model.c_str());
+    std::fflush(stdout);
+
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    std::printf("kvstream: %s: shutting down\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    std::fflush(stdout);
+    api.SetStopping();
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<long>(o.grace_s * 1000));
+    Gauge& streams = http_metrics.GetGauge("kvs_http_streams", "");
+    while (api.in_flight() > static_cast<int>(streams.value()) &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    (*server)->Stop();
+    runtime->reset();  // answers whatever is still queued with `aborted`
+    std::printf("kvstream: stopped\n");
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app) {
+    auto o = std::make_shared<ServeOptions>();
+    CLI::App* cmd = app.add_subcommand("serve", "Serve the HTTP API (docs/http_api.md)");
+    cmd->set_config("--config", "", "Read options from this TOML/INI file (keys: option names)");
+    EngineOptions& e = o->runtime.engine;
+    cmd->add_option("--model", o->model, "GGUF model (default: the SmolLM2-135M shape twin)");
+    cmd->add_option("--host", o->server.host, "Address to listen on")->capture_default_str();
+    cmd->add_option("--port", o->server.port, "Port (0: any free port)")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
+    cmd->add_option("--port-file", o->port_file, "Write the port listened on to this file");
+    cmd->add_option("--api-keys", o->api_keys,
+                    "JSON file {\"keys\": [{\"key\", \"tenant\"}]}; without it only loopback "
+                    "clients are served");
+    cmd->add_option("--http-threads", o->server.io_threads, "I/O threads")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    cmd->add_option("--threads", e.n_threads, "Compute threads (0: all cores)")
+        ->capture_default_str();
+    cmd->add_option("--sessions", e.n_sessions, "Resident session slots")
+        ->check(CLI::Range(1, 250))
+        ->capture_default_str();
+    cmd->add_option("--ctx", e.n_ctx_session, "Tokens per session slot")
+        ->check(CLI::Range(256, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--max-sessions", e.max_sessions, "Sessions in all (beyond slots: parked)")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--park-dir", e.park_dir, "Spill folder for parked sessions past RAM");
+    cmd->add_option("--flash-share", e.flash_max_share, "Most engine time for flash work, (0, 1]")
+        ->check(CLI::Range(0.001, 1.0))
+        ->capture_default_str();
+    cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "Largest request body")
+        ->capture_default_str();
+    cmd->add_option("--max-records", o->limits.max_records, "Records per append")
+        ->capture_default_str();
+    cmd->add_option("--max-tokens", o->limits.max_tokens, "Largest max_tokens of a request")
+        ->check(CLI::Range(1, kMaxAnswerTokens))
+        ->capture_default_str();
+    cmd->add_option("--event-buffer", o->limits.event_buffer,
+                    "Events buffered per subscriber before the oldest are dropped")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--request-timeout-s", o->server.request_timeout_s,
+                    "Time for a client to send its request")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    cmd->add_option("--grace-s", o->grace_s, "On SIGTERM: time for requests in flight to finish")
+        ->check(CLI::Range(0.0, 3600.0))
+        ->capture_default_str();
+    cmd->callback([o] { RunServe(*o); });
+}
+
+}  // namespace kvs

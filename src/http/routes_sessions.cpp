@@ -1,0 +1,419 @@
+// The session routes: create, inspect, delete, append (text or records), query (plain or
+// streamed), flash questions, and the event stream.
+
+#include "http/api_call.h"
+
+#include <atomic>
+
+namespace kvs::http {
+namespace {
+
+std::string IdText(std::uint64_t id) {
+    return std::to_string(id);
+}
+
+Json FlashJson(const FlashInfo& f) {
+    Json j;
+    j["flash_id"] = IdText(f.id);
+    j["query"] = f.options.question;
+    j["max_tokens"] = f.options.max_tokens;
+    j["current"] = f.current();
+    if (f.result) {
+        j["answer"] = f.result->answer;
+        j["version"] = f.result->version;
+        j["confidence"] = f.result->confidence;
+        j["eval_ms"] = f.result->eval_ms;
+    } else {
+        j["answer"] = nullptr;
+        j["version"] = nullptr;
+    }
+    return j;
+}
+
+Json SessionJson(const SessionInfo& i, const std::vector<FlashInfo>& flash) {
+    Json j;
+    j["id"] = IdText(i.id);
+    j["tokens"] = i.n_tokens;
+    j["prefix_tokens"] = i.n_prefix_tokens;
+    j["version"] = i.version;
+    j["accepted_version"] = i.accepted_version;
+    j["pending_tokens"] = i.n_pending_tokens;
+    j["max_context"] = i.n_ctx;
+    j["room"] = i.room;
+    j["resident"] = i.resident;
+    j["dropped_tokens"] = i.n_dropped_tokens;
+    j["flash"] = Json::array();
+    for (const FlashInfo& f : flash) {
+        j["flash"].push_back(FlashJson(f));
+    }
+    return j;
+}
+
+// A flash question's fields: {query, max_tokens?, temperature?, top_p?, top_k?, seed?}.
+std::optional<FlashOptions> ReadFlash(const Api::Call& c, const Json& f) {
+    if (!f.is_object()) {
+        c.ex->Reply(ErrorResponse(Status(StatusCode::kInvalidArgument,
+                                         "a flash question must be an object {query, ...}")));
+        return std::nullopt;
+    }
+    if (c.Failed(RejectUnknownFields(
+            f, {"query", "max_tokens", "temperature", "top_p", "top_k", "seed"}))) {
+        return std::nullopt;
+    }
+    FlashOptions o;
+    std::int64_t max_tokens = o.max_tokens;
+    if (!Read(c, OptString(f, "query", 8192), o.question) ||
+        !Read(c, OptInt(f, "max_tokens", 1, kMaxFlashTokens), max_tokens) ||
+        !ReadSampling(c, f, o.sampling)) {
+        return std::nullopt;
+    }
+    if (o.question.empty()) {
+        c.ex->Reply(ErrorResponse(InvalidArgument("field 'query' is required")));
+        return std::nullopt;
+    }
+    o.max_tokens = static_cast<int>(max_tokens);
+    return o;
+}
+
+std::string EventJson(const EngineEvent& e) {
+    Json j;
+    switch (e.kind) {
+        case EngineEvent::Kind::kFlash:
+            j["flash_id"] = IdText(e.flash.id);
+            j["query"] = e.flash.question;
+            j["answer"] = e.flash.answer;
+            j["confidence"] = e.flash.confidence;
+            j["version"] = e.version;
+            j["changed"] = e.flash.changed;
+            j["eval_ms"] = e.ms;
+            break;
+        case EngineEvent::Kind::kMissed:
+            j["count"] = e.n_missed;
+            break;
+        case EngineEvent::Kind::kParked:
+        case EngineEvent::Kind::kRestored:
+            j["version"] = e.version;
+            j["ms"] = e.ms;
+            break;
+        default:
+            j["version"] = e.version;
+    }
+    j["session"] = IdText(e.session);
+    return DumpJson(j);
+}
+
+}  // namespace
+
+bool ReadSampling(const Api::Call& c, const Json& body, SamplingParams& s) {
+    double temperature = s.temperature;
+    double top_p = s.top_p;
+    std::int64_t top_k = s.top_k;
+    std::int64_t seed = s.seed;
+    if (!Read(c, OptNumber(body, "temperature", 0, 2), temperature) ||
+        !Read(c, OptNumber(body, "top_p", 0, 1), top_p) ||
+        !Read(c, OptInt(body, "top_k", 0, 1 << 20), top_k) ||
+        !Read(c, OptInt(body, "seed", INT64_MIN, INT64_MAX), seed)) {
+        return false;
+    }
+    if (top_p <= 0) {
+        c.ex->Reply(ErrorResponse(InvalidArgument("field 'top_p' must be a number in (0, 1]")));
+        return false;
+    }
+    s.temperature = static_cast<float>(temperature);
+    s.top_p = static_cast<float>(top_p);
+    s.top_k = static_cast<int>(top_k);
+    s.seed = static_cast<std::uint32_t>(seed);
+    return true;
+}
+
+Json AnswerJson(const Answer& a) {
+    Json j;
+    j["answer"] = a.text;
+    j["tokens"] = a.tokens.size();
+    j["version"] = a.version;
+    j["cached"] = a.cached;
+    if (a.cached) {
+        j["flash_id"] = IdText(a.flash_id);
+        j["cached_age_ms"] = a.cached_age_ms;
+    }
+    j["confidence"] = a.confidence;
+    j["stop_reason"] = StopReasonName(a.stop_reason);
+    const QueryTimings& t = a.timings;
+    j["timings"] = {{"context_tokens", t.n_context_tokens},
+                    {"prompt_tokens", t.n_prompt_tokens},
+                    {"answer_tokens", t.n_answer_tokens},
+                    {"queued_ms", t.queued_ms},
+                    {"prefill_ms", t.prefill_ms},
+                    {"decode_ms", t.decode_ms},
+                    {"total_ms", t.total_ms}};
+    return j;
+}
+
+void Api::CreateSession(Call& c) {
+    auto body = c.Body();
+    if (!body || c.Failed(RejectUnknownFields(
+                     *body, {"prefix", "flash", "max_context", "on_full", "template"}))) {
+        return;
+    }
+    SessionOptions o;
+    std::string on_full = "reject";
+    std::int64_t max_context = 0;
+    if (!Read(c, OptString(*body, "prefix", limits_.max_text_bytes), o.prefix) ||
+        !Read(c, OptString(*body, "on_full", 16), on_full) ||
+        !Read(c, OptInt(*body, "max_context", 1, 1 << 24), max_context)) {
+        return;
+    }
+    if (on_full != "reject" && on_full != "roll") {
+        return c.ex->Reply(
+            ErrorResponse(InvalidArgument("field 'on_full' must be \"reject\" or \"roll\"")));
+    }
+    o.on_full = on_full == "roll" ? OnFull::kRoll : OnFull::kReject;
+    o.max_context = static_cast<int>(max_context);
+    RecordTemplate tmpl;
+    if (const Json* t = FindField(*body, "template")) {
+        auto parsed = ParseRecordTemplate(*t);
+        if (c.Failed(parsed.status())) {
+            return;
+        }
+        tmpl = *parsed;
+    }
+    if (const Json* flash = FindField(*body, "flash")) {
+        if (!flash->is_array()) {
+            return c.ex->Reply(
+                ErrorResponse(InvalidArgument("field 'flash' must be an array of questions")));
+        }
+        for (const Json& f : *flash) {
+            auto fo = ReadFlash(c, f);
+            if (!fo) {
+                return;
+            }
+            o.flash.push_back(std::move(*fo));
+        }
+    }
+    c.rt->CreateSession(
+        c.tenant.id, std::move(o),
+        [ex = c.ex, rt = c.rt, tenant = c.tenant.id, api = this, tmpl](Result<SessionId> id) {
+            if (!id.ok()) {
+                return ex->Reply(ErrorResponse(id.status()));
+            }
+            {
+                std::lock_guard lock(api->mu_);
+                api->templates_[*id] = tmpl;
+            }
+            rt->Info(tenant, *id, [ex, rt, tenant, id = *id](Result<SessionInfo> info) {
+                if (!info.ok()) {
+                    return ex->Reply(ErrorResponse(info.status()));
+                }
+                auto flash = rt->ListFlash(tenant, id);
+                ex->Reply(JsonResponse(
+                    201,
+                    DumpJson(SessionJson(*info, flash.ok() ? *flash : std::vector<FlashInfo>{}))));
+            });
+        });
+}
+
+void Api::GetSession(Call& c, SessionId id) {
+    c.rt->Info(
+        c.tenant.id, id,
+        [ex = c.ex, rt = c.rt, tenant = c.tenant.id, id](Result<SessionInfo> info) {
+            if (!info.ok()) {
+                return ex->Reply(ErrorResponse(info.status()));
+            }
+            auto flash = rt->ListFlash(tenant, id);
+            ex->Reply(JsonResponse(
+                200, DumpJson(SessionJson(*info, flash.ok() ? *flash : std::vector<FlashInfo>{}))));
+        });
+}
+
+void Api::DeleteSession(Call& c, SessionId id) {
+    c.rt->CloseSession(c.tenant.id, id, [ex = c.ex, api = this, id](Status st) {
+        if (!st.ok()) {
+            return ex->Reply(ErrorResponse(st));
+        }
+        {
+            std::lock_guard lock(api->mu_);
+            api->templates_.erase(id);
+        }
+        HttpResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        ex->Reply(std::move(r));
+    });
+}
+
+void Api::AppendData(Call& c, SessionId id) {
+    auto body = c.Body();
+    if (!body || c.Failed(RejectUnknownFields(*body, {"text", "records", "wait"}))) {
+        return;
+    }
+    std::string text;
+    bool wait = false;
+    if (!Read(c, OptString(*body, "text", limits_.max_text_bytes), text) ||
+        !Read(c, OptBool(*body, "wait"), wait)) {
+        return;
+    }
+    const Json* records = FindField(*body, "records");
+    if ((records != nullptr) == !text.empty()) {
+        return c.ex->Reply(ErrorResponse(
+            InvalidArgument("send exactly one of 'text' (a non-empty string) or 'records'")));
+    }
+    if (records != nullptr) {
+        if (!c.rt->ListFlash(c.tenant.id, id).ok()) {  // the template is the session's
+            return c.ex->Reply(ErrorResponse(NotFound("unknown session " + std::to_string(id))));
+        }
+        auto rendered = RenderRecords(
+            *records, TemplateOf(id),
+            {.max_records = limits_.max_records, .max_line_bytes = limits_.max_query_bytes});
+        if (c.Failed(rendered.status())) {
+            return;
+        }
+        text = std::move(rendered).value();
+    }
+    c.rt->Append(c.tenant.id, id, std::move(text), wait, [ex = c.ex, wait](Result<AppendResult> r) {
+        if (!r.ok()) {
+            return ex->Reply(ErrorResponse(r.status()));
+        }
+        Json j;
+        j["accepted_tokens"] = r->n_tokens_appended;
+        j["version"] = r->version;
+        j["tokens"] = r->n_tokens;
+        j["ingested"] = wait;
+        ex->Reply(JsonResponse(wait ? 200 : 202, DumpJson(j)));
+    });
+}
+
+void Api::QuerySession(Call& c, SessionId id) {
+    auto body = c.Body();
+    if (!body || c.Failed(RejectUnknownFields(
+                     *body, {"query", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop",
+                             "stream", "max_staleness", "max_staleness_ms", "cached"}))) {
+        return;
+    }
+    QueryOptions q;
+    std::int64_t max_tokens = -1;
+    std::int64_t max_staleness = 0;
+    bool stream = false;
+    if (!Read(c, OptString(*body, "query", limits_.max_query_bytes), q.question) ||
+        !Read(c, OptInt(*body, "max_tokens", 1, limits_.max_tokens), max_tokens) ||
+        !ReadSampling(c, *body, q.sampling) ||
+        !Read(c, OptStringOrList(*body, "stop", kMaxStopStrings, 256), q.stop) ||
+        !Read(c, OptBool(*body, "stream"), stream) ||
+        !Read(c, OptInt(*body, "max_staleness", 0, INT64_MAX), max_staleness) ||
+        !Read(c, OptNumber(*body, "max_staleness_ms", 0, 1e12), q.max_staleness_ms) ||
+        !Read(c, OptBool(*body, "cached"), q.allow_cached)) {
+        return;
+    }
+    if (q.question.empty()) {
+        return c.ex->Reply(ErrorResponse(InvalidArgument("field 'query' is required")));
+    }
+    q.max_staleness = static_cast<std::uint64_t>(max_staleness);
+    if (max_tokens < 0) {  // a registered question's own length, so its cached answer can serve
+        q.max_tokens = 64;
+        if (auto flash = c.rt->ListFlash(c.tenant.id, id); flash.ok()) {
+            for (const FlashInfo& f : *flash) {
+                if (TrimQuestion(f.options.question) == TrimQuestion(q.question)) {
+                    q.max_tokens = f.options.max_tokens;
+                    break;
+                }
+            }
+        }
+    } else {
+        q.max_tokens = static_cast<int>(max_tokens);
+    }
+    if (!stream) {
+        return c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex](Result<Answer> a) {
+            ex->Reply(a.ok() ? JsonResponse(200, DumpJson(AnswerJson(*a)))
+                             : ErrorResponse(a.status()));
+        });
+    }
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    c.ex->BeginStream();
+    c.ex->OnClose([cancel] { cancel->store(true); });
+    q.cancel = cancel;
+    q.on_text = [ex = c.ex](std::string_view piece) {
+        ex->Write(SseEvent("token", DumpJson(Json{{"text", std::string(piece)}})));
+    };
+    c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex](Result<Answer> a) {
+        ex->Write(a.ok() ? SseEvent("done", DumpJson(AnswerJson(*a)))
+                         : SseEvent("error", ErrorResponse(a.status()).body));
+        ex->End();
+    });
+}
+
+void Api::AddFlash(Call& c, SessionId id) {
+    auto body = c.Body();
+    if (!body) {
+        return;
+    }
+    auto o = ReadFlash(c, *body);
+    if (!o) {
+        return;
+    }
+    c.rt->AddFlash(c.tenant.id, id, std::move(*o), [ex = c.ex](Result<FlashId> f) {
+        ex->Reply(f.ok() ? JsonResponse(201, DumpJson(Json{{"flash_id", IdText(*f)}}))
+                         : ErrorResponse(f.status()));
+    });
+}
+
+void Api::ListFlash(Call& c, SessionId id) {
+    auto flash = c.rt->ListFlash(c.tenant.id, id);
+    if (c.Failed(flash.status())) {
+        return;
+    }
+    Json j;
+    j["flash"] = Json::array();
+    for (const FlashInfo& f : *flash) {
+        j["flash"].push_back(FlashJson(f));
+    }
+    c.ex->Reply(JsonResponse(200, DumpJson(j)));
+}
+
+void Api::RemoveFlash(Call& c, SessionId id, FlashId flash) {
+    c.rt->RemoveFlash(c.tenant.id, id, flash, [ex = c.ex](Status st) {
+        if (!st.ok()) {
+            return ex->Reply(ErrorResponse(st));
+        }
+        HttpResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        ex->Reply(std::move(r));
+    });
+}
+
+void Api::Events(Call& c, SessionId id) {
+    const auto& every = c.request.query["every"];
+    SubscribeOptions o;
+    o.every_evaluation = every == "1" || every == "true";
+    o.capacity = limits_.event_buffer;
+    auto sub = c.rt->Subscribe(c.tenant.id, id, o);
+    if (c.Failed(sub.status())) {
+        return;
+    }
+    std::shared_ptr<Subscription> s = *sub;
+    c.ex->BeginStream();
+    c.ex->Write(": subscribed to session " + IdText(id) + "\n\n");
+    std::weak_ptr<Exchange> weak = c.ex;
+    s->SetNotifier([weak] {
+        if (auto ex = weak.lock()) {
+            ex->Wake();
+        }
+    });
+    // The connection pulls while it can write; a slow client leaves events in the bounded
+    // subscription, which drops the oldest and says how many.
+    c.ex->Pull([s, ex = c.ex.get(), ended = false]() mutable -> std::optional<std::string> {
+        if (ended) {
+            return std::nullopt;
+        }
+        auto e = s->TryNext();
+        if (!e) {
+            return std::nullopt;
+        }
+        if (e->kind == EngineEvent::Kind::kClosed) {
+            ended = true;
+            ex->End();
+        }
+        return SseEvent(EngineEventName(e->kind), EventJson(*e));
+    });
+}
+
+}  // namespace kvs::http

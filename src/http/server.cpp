@@ -1,0 +1,436 @@
+#include "http/server.h"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace kvs::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t kHeaderLimit = 16 * 1024;
+
+int HexValue(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+// %XX and '+' decoding; a malformed escape is kept as is.
+std::string UrlDecode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '+') {
+            out += ' ';
+        } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
+                   HexValue(s[i + 2]) >= 0) {
+            out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+void SplitTarget(std::string_view target, HttpRequest& r) {
+    const std::size_t q = target.find('?');
+    r.path = std::string(target.substr(0, q));
+    if (q == std::string_view::npos) {
+        return;
+    }
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const std::size_t amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const std::size_t eq = pair.find('=');
+        r.query[UrlDecode(pair.substr(0, eq))] =
+            eq == std::string_view::npos ? "" : UrlDecode(pair.substr(eq + 1));
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    }
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+    ServerOptions options;
+    Handler handler;
+    asio::io_context ioc;
+    tcp::acceptor acceptor{ioc};
+    std::vector<std::thread> threads;
+    std::atomic<bool> stopped{false};
+    Gauge& connections;
+    Gauge& streams;
+    Counter& bytes_in;
+    Counter& bytes_out;
+    std::mutex mu;
+    std::set<std::shared_ptr<class Connection>> live;  // guarded by mu
+
+    Impl(const ServerOptions& o, Handler h, MetricsRegistry& m)
+        : options(o),
+          handler(std::move(h)),
+          connections(m.GetGauge("kvs_http_connections", "Open HTTP connections")),
+          streams(m.GetGauge("kvs_http_streams", "Open server-sent event streams")),
+          bytes_in(m.GetCounter("kvs_http_bytes_in_total", "Request bytes read")),
+          bytes_out(m.GetCounter("kvs_http_bytes_out_total", "Response bytes written")) {}
+
+    void Accept();
+    void Forget(const std::shared_ptr<Connection>& c);
+};
+
+class Connection : public Exchange, public std::enable_shared_from_this<Connection> {
+public:
+    Connection(tcp::socket socket, HttpServer::Impl& server)
+        : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+
+    void Run() {
+        asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    }
+
+    void Close() {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
+    }
+
+    // ---- Exchange ------------------------------------------------------------------------
+    void Reply(HttpResponse response) override {
+        asio::post(stream_.get_executor(),
+                   [self = shared_from_this(), r = std::move(response)] { self->SendResponse(r); });
+    }
+
+    void BeginStream() override {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] { self->StartStream(); });
+    }
+
+    void Write(std::string chunk) override {
+        asio::post(stream_.get_executor(), [self = shared_from_this(), c = std::move(chunk)] {
+            self->queue_.push_back(c);
+            self->Flush();
+        });
+    }
+
+    void End() override {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] {
+            self->ending_ = true;
+            self->Flush();
+        });
+    }
+
+    void Pull(std::function<std::optional<std::string>()> next) override {
+        asio::post(stream_.get_executor(), [self = shared_from_this(), n = std::move(next)] {
+            self->pull_ = n;
+            self->Flush();
+        });
+    }
+
+    void Wake() override {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Flush(); });
+    }
+
+    void OnClose(std::function<void()> on_close) override {
+        asio::post(stream_.get_executor(), [self = shared_from_this(), f = std::move(on_close)] {
+            if (self->closed_) {
+                f();
+            } else {
+                self->on_close_ = f;
+            }
+        });
+    }
+
+private:
+    void Read() {
+        parser_.emplace();
+        parser_->header_limit(kHeaderLimit);
+        parser_->body_limit(server_.options.max_body_bytes);
+        stream_.expires_after(std::chrono::seconds(
+            n_requests_ == 0 ? server_.options.request_timeout_s : server_.options.idle_timeout_s));
+        bhttp::async_read(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&Connection::OnRead, shared_from_this()));
+    }
+
+    void OnRead(error_code ec, std::size_t n) {
+        server_.bytes_in.Add(n);
+        if (ec == bhttp::error::body_limit) {
+            keep_alive_ = false;
+            SendResponse(ErrorResponse(413, "too_large",
+                                       "the body is larger than " +
+                                           std::to_string(server_.options.max_body_bytes) +
+                                           " bytes"));
+            return;
+        }
+        if (ec == bhttp::error::header_limit) {
+            keep_alive_ = false;
+            SendResponse(ErrorResponse(431, "too_large", "the request head is larger than 16 KiB"));
+            return;
+        }
+        if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
+            ec == beast::error::timeout || ec == asio::error::eof ||
+            ec == asio::error::connection_reset) {
+            return Shutdown();
+        }
+        if (ec) {
+            keep_alive_ = false;
+            SendResponse(ErrorResponse(400, "invalid_argument", "malformed HTTP request"));
+            return;
+        }
+        ++n_requests_;
+        auto& req = parser_->get();
+        keep_alive_ = req.keep_alive();
+        HttpRequest r;
+        r.method = std::string(req.method_string());
+        SplitTarget(req.target(), r);
+        r.authorization = std::string(req[bhttp::field::authorization]);
+        r.body = std::move(req.body());
+        error_code ep_ec;
+        const auto remote = stream_.socket().remote_endpoint(ep_ec);
+        r.loopback = !ep_ec && remote.address().is_loopback();
+        stream_.expires_never();  // the handler may take its time (queries)
+        server_.handler(std::move(r), shared_from_this());
+    }
+
+    void SendResponse(const HttpResponse& r) {
+        if (closed_ || streaming_) {
+            return;
+        }
+        auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+            static_cast<bhttp::status>(r.status), 11);
+        res->set(bhttp::field::server, "kvstream");
+        res->set(bhttp::field::content_type, r.content_type);
+        for (const auto& [name, value] : r.headers) {
+            res->set(name, value);
+        }
+        res->body() = r.body;
+        res->keep_alive(keep_alive_ && !server_.stopped);
+        res->prepare_payload();
+        stream_.expires_after(std::chrono::seconds(server_.options.request_timeout_s));
+        bhttp::async_write(stream_, *res,
+                           [self = shared_from_this(), res](error_code ec, std::size_t n) {
+                               self->server_.bytes_out.Add(n);
+                               if (ec || !res->keep_alive()) {
+                                   return self->Shutdown();
+                               }
+                               self->Read();
+                           });
+    }
+
+    void StartStream() {
+        if (closed_ || streaming_) {
+            return;
+        }
+        streaming_ = true;
+        server_.streams.Add(1);
+        queue_.push_front(
+            "HTTP/1.1 200 OK\r\nServer: kvstream\r\nContent-Type: text/event-stream\r\n"
+            "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n");
+        WatchForClose();
+        KeepAlive();
+        Flush();
+    }
+
+    // A streaming client sends nothing more; a read completing means it closed (or misbehaves).
+    void WatchForClose() {
+        stream_.socket().async_wait(tcp::socket::wait_read, [self =
+                                                                 shared_from_this()](error_code) {
+            if (!self->closed_) {
+                char byte;
+                error_code rec;
+                const std::size_t n = self->stream_.socket().read_some(asio::buffer(&byte, 1), rec);
+                if (rec || n == 0) {
+                    return self->Shutdown();
+                }
+                self->WatchForClose();  // stray bytes: ignore
+            }
+        });
+    }
+
+    void KeepAlive() {
+        timer_.expires_after(std::chrono::seconds(server_.options.keepalive_s));
+        timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (ec || self->closed_) {
+                return;
+            }
+            self->queue_.push_back(": keep-alive\n\n");
+            self->Flush();
+            self->KeepAlive();
+        });
+    }
+
+    void Flush() {
+        if (closed_ || writing_ || !streaming_) {
+            return;
+        }
+        if (queue_.empty() && pull_) {
+            if (auto chunk = pull_()) {
+                queue_.push_back(std::move(*chunk));
+            }
+        }
+        if (queue_.empty()) {
+            if (ending_) {
+                Shutdown();
+            }
+            return;
+        }
+        writing_ = true;
+        auto chunk = std::make_shared<std::string>(std::move(queue_.front()));
+        queue_.pop_front();
+        asio::async_write(stream_.socket(), asio::buffer(*chunk),
+                          [self = shared_from_this(), chunk](error_code ec, std::size_t n) {
+                              self->writing_ = false;
+                              self->server_.bytes_out.Add(n);
+                              if (ec) {
+                                  return self->Shutdown();
+                              }
+                              self->Flush();
+                          });
+    }
+
+    void Shutdown() {
+        if (closed_) {
+            return;
+        }
+        closed_ = true;
+        if (streaming_) {
+            server_.streams.Add(-1);
+        }
+        timer_.cancel();
+        error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        stream_.socket().close(ec);
+        pull_ = nullptr;
+        if (on_close_) {
+            auto f = std::move(on_close_);
+            on_close_ = nullptr;
+            f();
+        }
+        server_.Forget(shared_from_this());
+    }
+
+    beast::tcp_stream stream_;
+    HttpServer::Impl& server_;
+    asio::steady_timer timer_;
+    beast::flat_buffer buffer_;
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+    int n_requests_ = 0;
+    bool keep_alive_ = true;
+    bool streaming_ = false;
+    bool writing_ = false;
+    bool ending_ = false;
+    bool closed_ = false;
+    std::deque<std::string> queue_;
+    std::function<std::optional<std::string>()> pull_;
+    std::function<void()> on_close_;
+};
+
+void HttpServer::Impl::Accept() {
+    acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
+        if (stopped) {
+            return;
+        }
+        if (!ec) {
+            std::shared_ptr<Connection> c;
+            {
+                std::lock_guard lock(mu);
+                if (live.size() < options.max_connections) {
+                    c = std::make_shared<Connection>(std::move(socket), *this);
+                    live.insert(c);
+                    connections.Set(static_cast<double>(live.size()));
+                }
+            }
+            if (c) {
+                c->Run();
+            }  // else: the socket closes as it goes out of scope
+        }
+        Accept();
+    });
+}
+
+void HttpServer::Impl::Forget(const std::shared_ptr<Connection>& c) {
+    std::lock_guard lock(mu);
+    live.erase(c);
+    connections.Set(static_cast<double>(live.size()));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& options,
+                                                      Handler handler,
+                                                      MetricsRegistry& metrics) {
+    auto impl = std::make_unique<Impl>(options, std::move(handler), metrics);
+    error_code ec;
+    const auto address = asio::ip::make_address(options.host, ec);
+    if (ec) {
+        return InvalidArgument("--host " + options.host + " is not an IP address");
+    }
+    const tcp::endpoint endpoint(address, static_cast<unsigned short>(options.port));
+    impl->acceptor.open(endpoint.protocol(), ec);
+    if (!ec) {
+        impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+        impl->acceptor.bind(endpoint, ec);
+    }
+    if (!ec) {
+        impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+        return Status(StatusCode::kUnavailable, "cannot listen on " + options.host + ":" +
+                                                    std::to_string(options.port) + ": " +
+                                                    ec.message());
+    }
+    impl->Accept();
+    for (int i = 0; i < std::max(1, options.io_threads); ++i) {
+        impl->threads.emplace_back([ioc = &impl->ioc] { ioc->run(); });
+    }
+    return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::~HttpServer() {
+    Stop();
+}
+
+int HttpServer::port() const {
+    error_code ec;
+    return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void HttpServer::Stop() {
+    if (impl_->stopped.exchange(true)) {
+        return;
+    }
+    asio::post(impl_->ioc, [impl = impl_.get()] {
+        error_code ec;
+        impl->acceptor.close(ec);
+    });
+    std::vector<std::shared_ptr<Connection>> open;
+    {
+        std::lock_guard lock(impl_->mu);
+        open.assign(impl_->live.begin(), impl_->live.end());
+    }
+    for (auto& c : open) {
+        c->Close();
+    }
+    // Connections close on their strands; then the context runs out of work.
+    for (auto& t : impl_->threads) {
+        t.join();
+    }
+}
+
+}  // namespace kvs::http
