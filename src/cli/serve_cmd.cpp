@@ -15,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <thread>
 
 namespace kvs {
@@ -43,6 +44,12 @@ void RunServe(ServeOptions o) {
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // One descriptor per connection: raise the soft limit to the hard one (often 1024 -> more).
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
 
     http::ApiKeys keys;
     if (!o.api_keys.empty()) {

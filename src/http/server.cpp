@@ -359,6 +359,11 @@ void HttpServer::Impl::Accept() {
             if (c) {
                 c->Run();
             }  // else: the socket closes as it goes out of scope
+        } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
+            // Out of file descriptors: retry shortly instead of spinning on the error.
+            auto timer = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(50));
+            timer->async_wait([this, timer](error_code) { Accept(); });
+            return;
         }
         Accept();
     });
