@@ -2,7 +2,8 @@
 //   1. GET /health (a trivial route) and a cached flash hit (POST /v1/sessions/{id}/query for a
 //      registered question whose answer is current): requests per second and latency
 //      percentiles at a fixed number of keep-alive connections;
-//   2. 1,000 concurrent SSE subscribers on one session: all connected, one append, the time until
+//   2. 200 live queries in flight at once (one connection each): all answered;
+//   3. 1,000 concurrent SSE subscribers on one session: all connected, one append, the time until
 //      every subscriber has its data_ingested and flash_ready events; the server's memory (RSS)
 //      and CPU time before and after.
 // Usage: node bench/http_load.mjs URL SERVER_PID [--seconds 10] [--connections 32] [--subscribers 1000]
@@ -124,7 +125,16 @@ for (let i = 0; i < 500; i++) {  // until the registered answer is current
 const health = await closedLoop('GET /health', 'GET', '/health', undefined, (r) => r.status === 200);
 const hit = await closedLoop('cached flash hit', 'POST', `/v1/sessions/${id}/query`, { query: question },
   (r) => r.status === 200 && JSON.parse(r.body).cached === true);
+// 200 requests in flight at once: live queries (cached answers refused), one connection each.
+async function inFlight(n) {
+  const t0 = performance.now();
+  const results = await Promise.all(Array.from({ length: n }, () =>
+    request(false, 'POST', `/v1/sessions/${id}/query`, { query: 'And then?', max_tokens: 4, cached: false })));
+  const ok = results.filter((r) => r.status === 200).length;
+  return { in_flight: n, ok, failed: n - ok, all_done_s: (performance.now() - t0) / 1000 };
+}
+const concurrent = await inFlight(200);
 const sse = await subscribers(id);
 agent.destroy();
-console.log(JSON.stringify({ connections: opt.connections, seconds: opt.seconds, health, hit, sse }, null, 2));
+console.log(JSON.stringify({ connections: opt.connections, seconds: opt.seconds, health, hit, concurrent, sse }, null, 2));
 process.exit(0);

@@ -15,8 +15,13 @@ cd "$(dirname "$0")/.."
 #   googletest                         the test suite (GoogleTest / GoogleMock sources and CMake config)
 #   libgtest-dev                       prebuilt GoogleTest libraries
 #   clang-format                       the lint test checks formatting (.clang-format)
+#   nlohmann-json3-dev                 JSON bodies of the HTTP API
+#   libboost1.81-dev                   Boost.Asio and Boost.Beast: the HTTP server (headers only)
+#   libssl-dev                         SHA-256 digests of API keys (OpenSSL's libcrypto)
+#   curl                               the benchmark scripts wait for /health with it
 packages=(build-essential cmake ninja-build git openssl ca-certificates
-          libcli11-dev googletest libgtest-dev clang-format)
+          libcli11-dev googletest libgtest-dev clang-format nlohmann-json3-dev
+          libboost1.81-dev libssl-dev curl)
 # Node.js may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with Debian's npm):
 # any working node + npm will do.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
