@@ -4,7 +4,6 @@
 
 #include "feed/market.h"
 
-#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -19,7 +18,7 @@
         if (!kv_result_.ok()) {         \
             return kv_result_.status(); \
         }                               \
-        lhs = std::move(*kv_result_);   \
+        (lhs) = std::move(*kv_result_); \
     } while (false)
 
 namespace kvs {
@@ -98,11 +97,15 @@ int DaysInMonth(int year, int month) {
     return month == 2 && leap ? 29 : kDays[month - 1];
 }
 
+bool IsDigit(char c) {
+    return c >= '0' && c <= '9';
+}
+
 // Reads `count` digits at `pos` into `out`.
 bool ReadDigits(std::string_view text, std::size_t& pos, int count, int& out) {
     out = 0;
     for (int k = 0; k < count; ++k, ++pos) {
-        if (pos >= text.size() || text[pos] < '0' || text[pos] > '9') {
+        if (pos >= text.size() || !IsDigit(text[pos])) {
             return false;
         }
         out = out * 10 + (text[pos] - '0');
@@ -118,45 +121,48 @@ bool Skip(std::string_view text, std::size_t& pos, std::string_view expected) {
     return true;
 }
 
-// Unix milliseconds of "YYYY-MM-DD" or "YYYY-MM-DD(T| )HH:MM[:SS[.f...]](Z|+00:00)".
+// The digits of a fraction of a second at `pos` (1 to 9; the first 3 count) as milliseconds.
+bool ReadFractionMs(std::string_view text, std::size_t& pos, int& ms) {
+    const std::size_t first = pos;
+    for (int weight = 100; pos < text.size() && IsDigit(text[pos]); ++pos, weight /= 10) {
+        ms += weight * (text[pos] - '0');
+    }
+    return pos > first && pos - first <= 9;
+}
+
+// "(T| )HH:MM[:SS[.f...]](Z|+00:00)" at `pos` as milliseconds of the day.
+std::optional<int> ReadTimeOfDayMs(std::string_view text, std::size_t& pos) {
+    int hour = 0, minute = 0, second = 0, ms = 0;
+    if (!(Skip(text, pos, "T") || Skip(text, pos, " ")) || !ReadDigits(text, pos, 2, hour) ||
+        !Skip(text, pos, ":") || !ReadDigits(text, pos, 2, minute)) {
+        return std::nullopt;
+    }
+    if (Skip(text, pos, ":") && (!ReadDigits(text, pos, 2, second) ||
+                                 (Skip(text, pos, ".") && !ReadFractionMs(text, pos, ms)))) {
+        return std::nullopt;
+    }
+    if ((!Skip(text, pos, "Z") && !Skip(text, pos, "+00:00")) || hour > 23 || minute > 59 ||
+        second > 59) {
+        return std::nullopt;
+    }
+    return ((hour * 60 + minute) * 60 + second) * 1000 + ms;
+}
+
+// Unix milliseconds of "YYYY-MM-DD" (midnight) or "YYYY-MM-DD" and a ReadTimeOfDayMs time.
 std::optional<std::int64_t> ParseIsoUtcMs(std::string_view text) {
     std::size_t pos = 0;
-    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, ms = 0;
+    int year = 0, month = 0, day = 0;
     if (!ReadDigits(text, pos, 4, year) || !Skip(text, pos, "-") ||
         !ReadDigits(text, pos, 2, month) || !Skip(text, pos, "-") ||
-        !ReadDigits(text, pos, 2, day)) {
+        !ReadDigits(text, pos, 2, day) || year < 1 || month < 1 || month > 12 || day < 1 ||
+        day > DaysInMonth(year, month)) {
         return std::nullopt;
     }
-    if (pos < text.size()) {
-        if ((!Skip(text, pos, "T") && !Skip(text, pos, " ")) || !ReadDigits(text, pos, 2, hour) ||
-            !Skip(text, pos, ":") || !ReadDigits(text, pos, 2, minute)) {
-            return std::nullopt;
-        }
-        if (Skip(text, pos, ":")) {
-            if (!ReadDigits(text, pos, 2, second)) {
-                return std::nullopt;
-            }
-            if (Skip(text, pos, ".")) {  // a fraction: milliseconds from its first 3 digits
-                const std::size_t first = pos;
-                for (int weight = 100; pos < text.size() && text[pos] >= '0' && text[pos] <= '9';
-                     ++pos, weight /= 10) {
-                    ms += weight * (text[pos] - '0');
-                }
-                if (pos == first || pos - first > 9) {
-                    return std::nullopt;
-                }
-            }
-        }
-        if (!Skip(text, pos, "Z") && !Skip(text, pos, "+00:00")) {
-            return std::nullopt;
-        }
-    }
-    if (pos != text.size() || year < 1 || month < 1 || month > 12 || day < 1 ||
-        day > DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
+    const std::optional<int> ms_of_day = pos == text.size() ? 0 : ReadTimeOfDayMs(text, pos);
+    if (!ms_of_day.has_value() || pos != text.size()) {
         return std::nullopt;
     }
-    const std::int64_t seconds_of_day = (hour * 60 + minute) * 60 + second;
-    return (DaysFromCivil(year, month, day) * 86'400 + seconds_of_day) * 1000 + ms;
+    return DaysFromCivil(year, month, day) * 86'400'000 + *ms_of_day;
 }
 
 // ---- Fields ----
@@ -175,10 +181,6 @@ Found FindAlias(const Json& record, std::initializer_list<const char*> names) {
         }
     }
     return {nullptr, *names.begin()};
-}
-
-bool Has(const Json& record, std::initializer_list<const char*> names) {
-    return FindAlias(record, names).value != nullptr;
 }
 
 Result<double> NumberField(const Json& record,
@@ -298,10 +300,12 @@ Result<std::string> RenderOne(const Json& record,
                               RecordFormat format,
                               const std::vector<Segment>& segments) {
     if (format == RecordFormat::kAuto) {
-        if (Has(record, {"open", "o"}) && Has(record, {"high", "h"}) && Has(record, {"low", "l"}) &&
-            Has(record, {"close", "c"})) {
+        const auto has = [&](std::initializer_list<const char*> names) {
+            return FindAlias(record, names).value != nullptr;
+        };
+        if (has({"open", "o"}) && has({"high", "h"}) && has({"low", "l"}) && has({"close", "c"})) {
             format = RecordFormat::kOhlcv;
-        } else if (Has(record, {"price", "p"}) && Has(record, {"size", "q", "qty"})) {
+        } else if (has({"price", "p"}) && has({"size", "q", "qty"})) {
             format = RecordFormat::kTrade;
         } else {
             format = RecordFormat::kKeyValue;
