@@ -3,6 +3,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <vector>
+
 namespace kvs {
 
 void AddMakeModelCommand(CLI::App& app);
@@ -11,5 +14,8 @@ void AddBenchCommand(CLI::App& app);
 void AddLoadCommand(CLI::App& app);
 void AddFlashBenchCommand(CLI::App& app);
 void AddServeCommand(CLI::App& app);
+
+// `kvstream serve --config FILE`: the file's options inserted before the command line's.
+std::vector<std::string> ExpandServeConfig(std::vector<std::string> args);
 
 }  // namespace kvs

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
         "kvstream: persistent per-session KV caches for streaming data.\n"
         "Data is prefilled as it arrives; a question computes only its own and its answer's "
         "tokens."};
+    app.name("kvstream");
     app.require_subcommand(1);
     kvs::AddDemoCommand(app);
     kvs::AddMakeModelCommand(app);
@@ -20,7 +21,10 @@ int main(int argc, char** argv) {
     kvs::AddFlashBenchCommand(app);
     kvs::AddServeCommand(app);
     try {
-        app.parse(argc, argv);
+        std::vector<std::string> args(argv, argv + argc);
+        args = kvs::ExpandServeConfig(std::move(args));
+        std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);  // CLI11's order
+        app.parse(reversed);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     } catch (const std::exception& e) {

@@ -22,6 +22,7 @@ namespace kvs {
 namespace {
 
 struct ServeOptions {
+    std::string config;
     std::string model;
     std::string api_keys;
     std::string port_file;
@@ -111,12 +112,66 @@ void RunServe(ServeOptions o) {
     std::printf("kvstream: stopped\n");
 }
 
+std::string Trim(std::string s) {
+    const auto b = s.find_first_not_of(" \t\r");
+    const auto e = s.find_last_not_of(" \t\r");
+    return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
 }  // namespace
+
+std::vector<std::string> ExpandServeConfig(std::vector<std::string> args) {
+    if (args.size() < 2 || args[1] != "serve") {
+        return args;
+    }
+    std::string path;
+    for (std::size_t i = 2; i + 1 < args.size(); ++i) {
+        if (args[i] == "--config") {
+            path = args[i + 1];
+        }
+    }
+    if (path.empty()) {
+        return args;
+    }
+    std::ifstream in(path);
+    if (!in) {
+        throw std::runtime_error("--config: cannot read " + path);
+    }
+    std::vector<std::string> from_file;
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+        line = Trim(line.substr(0, line.find('#')));
+        if (line.empty() || (line.front() == '[' && line.back() == ']')) {
+            continue;  // blank, comment, or a section header such as [serve]
+        }
+        const auto eq = line.find('=');
+        if (eq == std::string::npos) {
+            throw std::runtime_error(path + ":" + std::to_string(n) + ": expected name = value");
+        }
+        const std::string name = Trim(line.substr(0, eq));
+        std::string value = Trim(line.substr(eq + 1));
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+            value = value.substr(1, value.size() - 2);
+        }
+        if (name.empty() || name == "config") {
+            throw std::runtime_error(path + ":" + std::to_string(n) + ": bad option name");
+        }
+        from_file.push_back("--" + name);
+        from_file.push_back(value);
+    }
+    // File options first: a later value of an option wins, so the command line overrides them.
+    args.insert(args.begin() + 2, from_file.begin(), from_file.end());
+    return args;
+}
 
 void AddServeCommand(CLI::App& app) {
     auto o = std::make_shared<ServeOptions>();
     CLI::App* cmd = app.add_subcommand("serve", "Serve the HTTP API (docs/http_api.md)");
-    cmd->set_config("--config", "", "Read options from this TOML/INI file (keys: option names)");
+    cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    // Read by ExpandServeConfig before parsing; declared here for --help.
+    cmd->add_option("--config", o->config,
+                    "Read options from this file: `name = value` lines (TOML-like; names are the "
+                    "options without --); options on the command line win");
     EngineOptions& e = o->runtime.engine;
     cmd->add_option("--model", o->model, "GGUF model (default: the SmolLM2-135M shape twin)");
     cmd->add_option("--host", o->server.host, "Address to listen on")->capture_default_str();
