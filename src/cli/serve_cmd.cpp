@@ -197,6 +197,18 @@ void AddServeCommand(CLI::App& app) {
         ->check(CLI::Range(1, 1 << 20))
         ->capture_default_str();
     cmd->add_option("--park-dir", e.park_dir, "Spill folder for parked sessions past RAM");
+    cmd->add_option("--tenant-max-sessions", o->runtime.tenant_limits.max_sessions,
+                    "Sessions one tenant may hold")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--tenant-max-queries", o->runtime.tenant_limits.max_queued_queries,
+                    "Queries one tenant may have queued or running (more: 429)")
+        ->check(CLI::Range(1, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--tenant-max-resident", e.max_resident_per_tenant,
+                    "KV slots one tenant may hold at once (0: no limit)")
+        ->check(CLI::Range(0, 250))
+        ->capture_default_str();
     cmd->add_option("--flash-share", e.flash_max_share, "Most engine time for flash work, (0, 1]")
         ->check(CLI::Range(0.001, 1.0))
         ->capture_default_str();
