@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
+[ -d tests/e2e/node_modules ] || npm ci --prefix tests/e2e --no-audit --no-fund >&2
 cd build
 exec ctest --output-on-failure --timeout 600 -j"$(nproc)" "$@"

@@ -107,6 +107,12 @@ void RunServe(ServeOptions o) {
            std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    // Event streams hear `closed` and end before their connections are closed.
+    (*runtime)->CloseSubscriptions();
+    const auto flushed = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (streams.value() > 0 && std::chrono::steady_clock::now() < flushed) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     (*server)->Stop();
     runtime->reset();  // answers whatever is still queued with `aborted`
     std::printf("kvstream: stopped\n");

@@ -63,6 +63,14 @@ HttpResponse ErrorResponse(unsigned http_status,
     return r;
 }
 
+std::string ErrorJson(const Status& status) {
+    std::string body = ErrorResponse(status).body;
+    while (!body.empty() && body.back() == '\n') {
+        body.pop_back();
+    }
+    return body;
+}
+
 HttpResponse ErrorResponse(const Status& status) {
     return ErrorResponse(HttpStatusFor(status.code()), StatusCodeName(status.code()),
                          status.message());

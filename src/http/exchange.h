@@ -73,6 +73,9 @@ HttpResponse ErrorResponse(unsigned http_status,
                            const std::string& code,
                            const std::string& message);
 
+// The error object alone, as one line of JSON (for an SSE `error` event).
+std::string ErrorJson(const Status& status);
+
 // A JSON body (already serialized) with a status.
 HttpResponse JsonResponse(unsigned http_status, std::string json);
 

@@ -186,7 +186,7 @@ void Api::Completions(Call& c, bool chat) {
         c.tenant.id, std::move(prompt), std::move(q), chat,
         [ex = c.ex, chat, chunk, usage, envelope, chunk_object](Result<Answer> a) {
             if (!a.ok()) {
-                ex->Write(SseEvent("", ErrorResponse(a.status()).body));
+                ex->Write(SseEvent("", ErrorJson(a.status())));
             } else {
                 ex->Write(chunk(chat ? Json::object() : Json(""), FinishReason(a->stop_reason)));
                 Json u = envelope(chunk_object);

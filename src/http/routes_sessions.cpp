@@ -326,6 +326,9 @@ void Api::QuerySession(Call& c, SessionId id) {
                              : ErrorResponse(a.status()));
         });
     }
+    if (!c.rt->ListFlash(c.tenant.id, id).ok()) {  // a plain 404 before the stream starts
+        return c.ex->Reply(ErrorResponse(NotFound("unknown session " + std::to_string(id))));
+    }
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     c.ex->BeginStream();
     c.ex->OnClose([cancel] { cancel->store(true); });
@@ -335,7 +338,7 @@ void Api::QuerySession(Call& c, SessionId id) {
     };
     c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex](Result<Answer> a) {
         ex->Write(a.ok() ? SseEvent("done", DumpJson(AnswerJson(*a)))
-                         : SseEvent("error", ErrorResponse(a.status()).body));
+                         : SseEvent("error", ErrorJson(a.status())));
         ex->End();
     });
 }

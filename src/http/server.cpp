@@ -215,13 +215,17 @@ private:
         auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
             static_cast<bhttp::status>(r.status), 11);
         res->set(bhttp::field::server, "kvstream");
-        res->set(bhttp::field::content_type, r.content_type);
+        if (!r.content_type.empty()) {
+            res->set(bhttp::field::content_type, r.content_type);
+        }
         for (const auto& [name, value] : r.headers) {
             res->set(name, value);
         }
         res->body() = r.body;
         res->keep_alive(keep_alive_ && !server_.stopped);
-        res->prepare_payload();
+        if (r.status != 204) {  // a 204 carries no body and no Content-Length
+            res->prepare_payload();
+        }
         stream_.expires_after(std::chrono::seconds(server_.options.request_timeout_s));
         bhttp::async_write(stream_, *res,
                            [self = shared_from_this(), res](error_code ec, std::size_t n) {

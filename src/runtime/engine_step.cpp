@@ -32,6 +32,7 @@ StepReport Engine::Step() {
     // 2. Plan: the policy decides what this batch holds (decode > query prefill > the rest).
     const std::vector<WorkItem> work = CollectWork();
     if (work.empty()) {
+        RecordGauges();  // admission may have changed them (cancelled or failed queries)
         return report;
     }
     PlanOptions po;

@@ -105,6 +105,9 @@ public:
                                                     SessionId id,
                                                     const SubscribeOptions& options = {});
 
+    // Sends `closed` to every subscriber now (shutdown: before the connections go).
+    void CloseSubscriptions() { hub_.CloseAll(); }
+
     // The engine's metrics as a table (for people) or Prometheus text. Any thread.
     std::string MetricsTable();
     std::string MetricsPrometheus();

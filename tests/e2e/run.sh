@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# End-to-end tests of `kvstream serve`: real servers on loopback, driven by Node (fetch, SSE, the
+# openai client). Usage: tests/e2e/run.sh KVSTREAM_BINARY MODEL_PATH
+# Installs the Node dependencies (package-lock.json) when they are missing or out of date, then
+# runs every tests/e2e/*.test.mjs one file at a time. The exit code is node's.
+set -euo pipefail
+if [ "$#" -ne 2 ]; then
+  echo "usage: $0 KVSTREAM_BINARY MODEL_PATH" >&2
+  exit 2
+fi
+bin=$(realpath "$1")
+model=$(realpath "$2")
+here=$(cd "$(dirname "$0")" && pwd)
+for f in "$bin" "$model"; do
+  [ -e "$f" ] || { echo "$0: $f does not exist" >&2; exit 2; }
+done
+command -v node >/dev/null || { echo "$0: node (18+) is required" >&2; exit 2; }
+
+# npm ci rewrites node_modules; its .package-lock.json is newer than package-lock.json after it.
+if [ ! -d "$here/node_modules" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$here" --no-audit --no-fund >&2
+fi
+
+cd "$here/../.."
+export KVSTREAM_BIN="$bin" KVSTREAM_MODEL="$model"
+# One file at a time: some files start several servers and many connections.
+concurrency=(--test-concurrency=1)
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  concurrency=()  # node 18 has no --test-concurrency
+fi
+exec node --test "${concurrency[@]}" tests/e2e/*.test.mjs
