@@ -200,3 +200,36 @@ test('raw: POST /v1/chat/completions is a 400 naming the chat template', async (
 test('the server exits 0 on SIGTERM', async () => {
   assert.equal(await server.stop(), 0, server.output());
 });
+
+// A model with a chat template (the SmolLM2 twin's ChatML): chat completions through the client,
+// plain and streamed; greedy, so the streamed deltas spell the plain answer.
+test('openai: chat.completions.create with a chat template, plain and streamed', async (t) => {
+  const chatModel = process.env.KVSTREAM_CHAT_MODEL;
+  assert.ok(chatModel, 'run.sh sets KVSTREAM_CHAT_MODEL');
+  const chatServer = await startServer({ args: ['--model', chatModel], t });
+  const chat = new OpenAI({ baseURL: `${chatServer.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+  const request = { model: 'twin', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello.' }],
+    max_tokens: 6, temperature: 0 };
+  const c = await chat.chat.completions.create(request);
+  assert.equal(c.object, 'chat.completion');
+  assert.match(c.id, /^chatcmpl-/);
+  assert.equal(c.choices[0].message.role, 'assistant');
+  assert.equal(typeof c.choices[0].message.content, 'string');
+  assert.ok(c.usage.prompt_tokens > 10, 'the template wraps the messages');
+  assert.ok(c.usage.completion_tokens >= 1 && c.usage.completion_tokens <= 6);
+  const stream = await chat.chat.completions.create({ ...request, stream: true });
+  let text = '';
+  let finish = null;
+  let role = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    const choice = chunk.choices[0];
+    if (!choice) continue;  // the usage chunk
+    role ??= choice.delta.role ?? null;
+    text += choice.delta.content ?? '';
+    finish = choice.finish_reason ?? finish;
+  }
+  assert.equal(role, 'assistant');
+  assert.equal(text, c.choices[0].message.content);
+  assert.equal(finish, c.choices[0].finish_reason);
+});

@@ -21,8 +21,16 @@ if [ ! -d "$here/node_modules" ] || [ "$here/package-lock.json" -nt "$here/node_
   npm ci --prefix "$here" --no-audit --no-fund >&2
 fi
 
+# A model with a chat template for /v1/chat/completions: a 2-layer SmolLM2-135M shape twin
+# (random weights, ChatML template), made once next to the binary.
+chat_model="$(dirname "$bin")/test-models/smollm2-135m-2layer-chat-q8_0.gguf"
+if [ ! -f "$chat_model" ]; then
+  mkdir -p "$(dirname "$chat_model")"
+  "$bin" make-model --shape smollm2-135m --layers 2 --type q8_0 --out "$chat_model" >&2
+fi
+
 cd "$here/../.."
-export KVSTREAM_BIN="$bin" KVSTREAM_MODEL="$model"
+export KVSTREAM_BIN="$bin" KVSTREAM_MODEL="$model" KVSTREAM_CHAT_MODEL="$chat_model"
 # One file at a time: some files start several servers and many connections.
 concurrency=(--test-concurrency=1)
 if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
