@@ -1,0 +1,231 @@
+#include "persist/snapshot.h"
+
+#include "session/park_store.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <string_view>
+#include <unistd.h>
+
+namespace kvs {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kMagic = "KVSSNAP1";
+
+void Put32(std::uint8_t* p, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) {
+        p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+    }
+}
+
+void Put64(std::uint8_t* p, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+        p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+    }
+}
+
+std::uint32_t Get32(const std::uint8_t* p) {
+    std::uint32_t v = 0;
+    for (int i = 3; i >= 0; --i) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+std::uint64_t Get64(const std::uint8_t* p) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+std::vector<std::uint8_t> TokenBytes(std::span<const Token> tokens) {
+    std::vector<std::uint8_t> out(tokens.size() * 4);
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+        Put32(out.data() + 4 * i, static_cast<std::uint32_t>(tokens[i]));
+    }
+    return out;
+}
+
+std::string Errno(int err) {
+    return std::strerror(err);
+}
+
+// Calls write until all of `bytes` is written: 0 or errno.
+int WriteAll(int fd, std::span<const std::uint8_t> bytes) {
+    const std::uint8_t* p = bytes.data();
+    std::size_t n = bytes.size();
+    while (n > 0) {
+        const ssize_t r = ::write(fd, p, std::min<std::size_t>(n, 1U << 30));
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return r < 0 ? errno : EIO;
+        }
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+    return 0;
+}
+
+}  // namespace
+
+std::uint64_t Xxh64(std::span<const std::uint8_t> bytes) {
+    return ParkChecksum(bytes);
+}
+
+std::vector<std::uint8_t> EncodeSnapshot(std::uint64_t session,
+                                         const SnapshotExpectation& made_by,
+                                         std::uint64_t log_version,
+                                         std::span<const Token> tokens,
+                                         std::span<const std::uint8_t> state) {
+    const std::vector<std::uint8_t> token_bytes = TokenBytes(tokens);
+    std::vector<std::uint8_t> out(kSnapshotHeaderBytes);
+    std::memcpy(out.data(), kMagic.data(), kMagic.size());
+    Put32(&out[8], kSnapshotVersion);
+    Put32(&out[12], static_cast<std::uint32_t>(kSnapshotHeaderBytes));
+    Put64(&out[16], session);
+    Put64(&out[24], made_by.model_fingerprint);
+    Put64(&out[32], made_by.kv_fingerprint);
+    Put64(&out[40], log_version);
+    Put64(&out[48], tokens.size());
+    Put64(&out[56], state.size());
+    Put64(&out[64], Xxh64(token_bytes));
+    Put64(&out[72], Xxh64(state));
+    Put64(&out[80], 0);
+    Put64(&out[88], Xxh64(std::span(out.data(), 88)));
+    out.insert(out.end(), token_bytes.begin(), token_bytes.end());
+    out.insert(out.end(), state.begin(), state.end());
+    return out;
+}
+
+Result<SnapshotHeader> ParseSnapshotHeader(std::span<const std::uint8_t> bytes,
+                                           std::uint64_t file_bytes) {
+    if (bytes.size() < kSnapshotHeaderBytes) {
+        return InvalidArgument("truncated: " + std::to_string(bytes.size()) +
+                               " bytes, shorter than the 96-byte header");
+    }
+    const std::uint8_t* p = bytes.data();
+    if (std::memcmp(p, kMagic.data(), kMagic.size()) != 0) {
+        return InvalidArgument("not a kvstream snapshot (no KVSSNAP1 magic)");
+    }
+    if (Get32(p + 8) != kSnapshotVersion || Get32(p + 12) != kSnapshotHeaderBytes) {
+        return InvalidArgument("snapshot format version " + std::to_string(Get32(p + 8)) +
+                               " with a " + std::to_string(Get32(p + 12)) +
+                               "-byte header; this build reads version 1 (96 bytes)");
+    }
+    if (Get64(p + 88) != Xxh64(bytes.first(88))) {
+        return InvalidArgument("the header fails its checksum (corrupted)");
+    }
+    SnapshotHeader h;
+    h.session = Get64(p + 16);
+    h.model_fingerprint = Get64(p + 24);
+    h.kv_fingerprint = Get64(p + 32);
+    h.log_version = Get64(p + 40);
+    h.n_tokens = Get64(p + 48);
+    h.state_bytes = Get64(p + 56);
+    h.tokens_checksum = Get64(p + 64);
+    h.state_checksum = Get64(p + 72);
+    // Sizes are checked against the file before anything is allocated from them.
+    const std::uint64_t room = file_bytes - kSnapshotHeaderBytes;
+    if (file_bytes < kSnapshotHeaderBytes || h.n_tokens > room / 4 ||
+        h.state_bytes != room - 4 * h.n_tokens) {
+        return InvalidArgument("truncated or padded: the header promises " +
+                               std::to_string(h.n_tokens) + " tokens and " +
+                               std::to_string(h.state_bytes) + " state bytes; the file has " +
+                               std::to_string(file_bytes) + " bytes");
+    }
+    return h;
+}
+
+Result<Snapshot> DecodeSnapshot(std::span<const std::uint8_t> bytes,
+                                const SnapshotExpectation& expect) {
+    auto header = ParseSnapshotHeader(bytes, bytes.size());
+    if (!header.ok()) {
+        return header.status();
+    }
+    const SnapshotHeader& h = *header;
+    if (h.model_fingerprint != expect.model_fingerprint) {
+        return InvalidArgument("made with another model (fingerprint differs)");
+    }
+    if (h.kv_fingerprint != expect.kv_fingerprint) {
+        return InvalidArgument(
+            "made with other KV settings (context size, cache types or "
+            "flash attention differ)");
+    }
+    const auto token_bytes = bytes.subspan(kSnapshotHeaderBytes, 4 * h.n_tokens);
+    const auto state = bytes.subspan(kSnapshotHeaderBytes + 4 * h.n_tokens);
+    if (Xxh64(token_bytes) != h.tokens_checksum) {
+        return InvalidArgument("the tokens fail their checksum (corrupted)");
+    }
+    if (Xxh64(state) != h.state_checksum) {
+        return InvalidArgument("the sequence state fails its checksum (corrupted)");
+    }
+    Snapshot s;
+    s.header = h;
+    s.tokens.resize(h.n_tokens);
+    for (std::size_t i = 0; i < s.tokens.size(); ++i) {
+        s.tokens[i] = static_cast<Token>(Get32(token_bytes.data() + 4 * i));
+    }
+    s.state.assign(state.begin(), state.end());
+    return s;
+}
+
+Status WriteFileAtomic(const fs::path& path, std::span<const std::uint8_t> bytes) {
+    const fs::path tmp = fs::path(path).concat(".tmp");
+    const auto fail = [&](const char* what, int err) {
+        ::unlink(tmp.c_str());
+        return Internal(std::string("cannot ") + what + " " + tmp.string() + ": " + Errno(err));
+    };
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return Internal("cannot create " + tmp.string() + ": " + Errno(errno));
+    }
+    int err = WriteAll(fd, bytes);
+    if (err == 0 && ::fsync(fd) != 0) {
+        err = errno;
+    }
+    if (::close(fd) != 0 && err == 0) {
+        err = errno;
+    }
+    if (err != 0) {
+        return fail("write", err);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        return fail("rename", errno);
+    }
+    // The rename is durable once the folder's entry is.
+    const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        return Internal("cannot open " + dir.string() + " to sync it: " + Errno(errno));
+    }
+    const int synced = ::fsync(dfd);
+    const int sync_err = errno;
+    ::close(dfd);
+    if (synced != 0) {
+        return Internal("cannot sync " + dir.string() + ": " + Errno(sync_err));
+    }
+    return Status::Ok();
+}
+
+Result<std::vector<std::uint8_t>> ReadWholeFile(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return NotFound("cannot read " + path.string());
+    }
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    if (in.bad()) {
+        return Internal("error reading " + path.string());
+    }
+    return bytes;
+}
+
+}  // namespace kvs
