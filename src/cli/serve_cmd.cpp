@@ -103,8 +103,7 @@ void RunServe(ServeOptions o) {
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::milliseconds(static_cast<long>(o.grace_s * 1000));
     Gauge& streams = http_metrics.GetGauge("kvs_http_streams", "");
-    while (api.in_flight() > static_cast<int>(streams.value()) &&
-           std::chrono::steady_clock::now() < deadline) {
+    while (api.in_flight() > api.event_streams() && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     // Event streams hear `closed` and end before their connections are closed.

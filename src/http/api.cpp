@@ -140,7 +140,7 @@ void Api::Handle(HttpRequest request, ExchangePtr raw) {
             return ex->Reply(ErrorResponse(503, "unavailable",
                                            rt == nullptr ? "loading the model" : "shutting down"));
         }
-        return ex->Reply(JsonResponse(200, R"({"status":"ok","model":")" + model_id_ + "\"}"));
+        return ex->Reply(JsonResponse(200, DumpJson(Json{{"status", "ok"}, {"model", model_id_}})));
     }
     if (parts.size() == 1 && parts[0] == "metrics") {
         route("/metrics");

@@ -44,6 +44,9 @@ public:
     // Requests admitted and not yet answered (streams count until they end).
     int in_flight() const { return in_flight_; }
 
+    // Open event subscriptions (/events): they never end on their own.
+    int event_streams() const { return event_streams_; }
+
     struct Call;  // one request being served (api.cpp)
 
 private:
@@ -69,6 +72,7 @@ private:
     std::string model_id_;
     std::atomic<bool> stopping_{false};
     std::atomic<int> in_flight_{0};
+    std::atomic<int> event_streams_{0};
     std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
     std::mutex mu_;
     std::map<SessionId, RecordTemplate> templates_;  // guarded by mu_

@@ -28,8 +28,10 @@ Result<std::string> MessageText(const Json& content) {
     if (content.is_array()) {
         std::string text;
         for (const Json& part : content) {
-            if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-                !part["text"].is_string()) {
+            const bool is_text = part.is_object() && part.contains("type") &&
+                                 part["type"].is_string() &&
+                                 part["type"].get_ref<const std::string&>() == "text";
+            if (!is_text || !part.contains("text") || !part["text"].is_string()) {
                 return InvalidArgument("only text content parts are supported");
             }
             text += part["text"].get<std::string>();

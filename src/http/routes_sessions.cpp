@@ -112,7 +112,7 @@ bool ReadSampling(const Api::Call& c, const Json& body, SamplingParams& s) {
     if (!Read(c, OptNumber(body, "temperature", 0, 2), temperature) ||
         !Read(c, OptNumber(body, "top_p", 0, 1), top_p) ||
         !Read(c, OptInt(body, "top_k", 0, 1 << 20), top_k) ||
-        !Read(c, OptInt(body, "seed", INT64_MIN, INT64_MAX), seed)) {
+        !Read(c, OptInt(body, "seed", 0, 4294967294), seed)) {  // 2^32-1: llama.cpp's "random"
         return false;
     }
     if (top_p <= 0) {
@@ -201,8 +201,8 @@ void Api::CreateSession(Call& c) {
                 api->templates_[*id] = tmpl;
             }
             rt->Info(tenant, *id, [ex, rt, tenant, id = *id](Result<SessionInfo> info) {
-                if (!info.ok()) {
-                    return ex->Reply(ErrorResponse(info.status()));
+                if (!info.ok()) {  // created all the same: say so, with its id
+                    return ex->Reply(JsonResponse(201, DumpJson(Json{{"id", IdText(id)}})));
                 }
                 auto flash = rt->ListFlash(tenant, id);
                 ex->Reply(JsonResponse(
@@ -394,6 +394,8 @@ void Api::Events(Call& c, SessionId id) {
     }
     std::shared_ptr<Subscription> s = *sub;
     c.ex->BeginStream();
+    ++event_streams_;
+    c.ex->OnClose([api = this] { --api->event_streams_; });
     c.ex->Write(": subscribed to session " + IdText(id) + "\n\n");
     std::weak_ptr<Exchange> weak = c.ex;
     s->SetNotifier([weak] {

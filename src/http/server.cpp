@@ -77,7 +77,7 @@ struct HttpServer::Impl {
     ServerOptions options;
     Handler handler;
     asio::io_context ioc;
-    tcp::acceptor acceptor{ioc};
+    tcp::acceptor acceptor{asio::make_strand(ioc)};  // accepts and the close are serialized
     std::vector<std::thread> threads;
     std::atomic<bool> stopped{false};
     Gauge& connections;
@@ -102,7 +102,10 @@ struct HttpServer::Impl {
 class Connection : public Exchange, public std::enable_shared_from_this<Connection> {
 public:
     Connection(tcp::socket socket, HttpServer::Impl& server)
-        : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+        : stream_(std::move(socket)),
+          server_(server),
+          timer_(stream_.get_executor()),
+          write_timer_(stream_.get_executor()) {}
 
     void Run() {
         asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
@@ -205,7 +208,14 @@ private:
         const auto remote = stream_.socket().remote_endpoint(ep_ec);
         r.loopback = !ep_ec && remote.address().is_loopback();
         stream_.expires_never();  // the handler may take its time (queries)
-        server_.handler(std::move(r), shared_from_this());
+        is_head_ = r.method == "HEAD";
+        try {
+            server_.handler(std::move(r), shared_from_this());
+        } catch (const std::exception& e) {  // a bug must not take the server down
+            std::fprintf(stderr, "kvstream: request handler failed: %s\n", e.what());
+            keep_alive_ = false;
+            SendResponse(ErrorResponse(500, "internal", "the request could not be handled"));
+        }
     }
 
     void SendResponse(const HttpResponse& r) {
@@ -221,10 +231,14 @@ private:
         for (const auto& [name, value] : r.headers) {
             res->set(name, value);
         }
-        res->body() = r.body;
         res->keep_alive(keep_alive_ && !server_.stopped);
-        if (r.status != 204) {  // a 204 carries no body and no Content-Length
-            res->prepare_payload();
+        if (is_head_) {  // the head of what GET would send, no body
+            res->content_length(r.body.size());
+        } else {
+            res->body() = r.body;
+            if (r.status != 204) {  // a 204 carries no body and no Content-Length
+                res->prepare_payload();
+            }
         }
         stream_.expires_after(std::chrono::seconds(server_.options.request_timeout_s));
         bhttp::async_write(stream_, *res,
@@ -297,9 +311,17 @@ private:
         writing_ = true;
         auto chunk = std::make_shared<std::string>(std::move(queue_.front()));
         queue_.pop_front();
+        // A client that stops reading is dropped once a write makes no progress for a while.
+        write_timer_.expires_after(std::chrono::seconds(4 * server_.options.keepalive_s));
+        write_timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (!ec && self->writing_) {
+                self->Shutdown();
+            }
+        });
         asio::async_write(stream_.socket(), asio::buffer(*chunk),
                           [self = shared_from_this(), chunk](error_code ec, std::size_t n) {
                               self->writing_ = false;
+                              self->write_timer_.cancel();
                               self->server_.bytes_out.Add(n);
                               if (ec) {
                                   return self->Shutdown();
@@ -317,6 +339,7 @@ private:
             server_.streams.Add(-1);
         }
         timer_.cancel();
+        write_timer_.cancel();
         error_code ec;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
         stream_.socket().close(ec);
@@ -332,10 +355,12 @@ private:
     beast::tcp_stream stream_;
     HttpServer::Impl& server_;
     asio::steady_timer timer_;
+    asio::steady_timer write_timer_;
     beast::flat_buffer buffer_;
     std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
     int n_requests_ = 0;
     bool keep_alive_ = true;
+    bool is_head_ = false;
     bool streaming_ = false;
     bool writing_ = false;
     bool ending_ = false;
@@ -353,8 +378,8 @@ void HttpServer::Impl::Accept() {
         if (!ec) {
             std::shared_ptr<Connection> c;
             {
-                std::lock_guard lock(mu);
-                if (live.size() < options.max_connections) {
+                std::lock_guard lock(mu);  // Stop sets `stopped` before it snapshots `live`
+                if (!stopped && live.size() < options.max_connections) {
                     c = std::make_shared<Connection>(std::move(socket), *this);
                     live.insert(c);
                     connections.Set(static_cast<double>(live.size()));
@@ -424,7 +449,7 @@ void HttpServer::Stop() {
     if (impl_->stopped.exchange(true)) {
         return;
     }
-    asio::post(impl_->ioc, [impl = impl_.get()] {
+    asio::post(impl_->acceptor.get_executor(), [impl = impl_.get()] {
         error_code ec;
         impl->acceptor.close(ec);
     });

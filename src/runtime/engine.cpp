@@ -319,6 +319,9 @@ Result<QueryId> Engine::TrySubmitQuery(SessionId id, const QueryOptions& options
     if (FlashLookup hit = board_.Lookup(s->tenant, id, options);
         hit.outcome == FlashLookup::Outcome::kHit) {
         step_metrics_.flash_hits.Add();
+        if (options.on_text) {
+            options.on_text(hit.answer.text);
+        }
         const QueryId qid = next_query_++;
         finished_.push_back({qid, std::move(hit.answer)});
         return qid;

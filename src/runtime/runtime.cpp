@@ -1,6 +1,7 @@
 #include "runtime/runtime.h"
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <vector>
 
@@ -146,13 +147,21 @@ void Runtime::EngineThread(std::promise<Status> ready) {
             state.stopping = stopping_;
         }
         for (Command& c : batch) {
-            c(state);  // while stopping, commands answer kAborted
+            try {
+                c(state);                        // while stopping, commands answer kAborted
+            } catch (const std::exception& e) {  // a bug in a reply must not stop the engine
+                std::fprintf(stderr, "kvstream: a command failed: %s\n", e.what());
+            }
         }
         if (state.stopping) {
             break;
         }
         stalled = state.engine->HasWork() && state.engine->Step().n_tokens == 0;
-        state.Deliver();
+        try {
+            state.Deliver();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "kvstream: delivering results failed: %s\n", e.what());
+        }
     }
     // Shutdown: whatever still waits is told so.
     const Status aborted(StatusCode::kAborted, "the server is shutting down");
@@ -272,6 +281,10 @@ void Runtime::Info(TenantId tenant, SessionId id, Reply<Result<SessionInfo>> rep
 
 void Runtime::Append(
     TenantId tenant, SessionId id, std::string text, bool wait, Reply<Result<AppendResult>> reply) {
+    if (!board_->Owns(tenant, id)) {  // another tenant must not hold this session's hits back
+        reply(NotFound("unknown session " + std::to_string(id)));
+        return;
+    }
     board_->BeginAppend(id);  // until accepted, cached answers wait for this data
     Submit<Result<AppendResult>>(
         std::move(reply),

@@ -32,8 +32,9 @@ fi
 cd "$here/../.."
 export KVSTREAM_BIN="$bin" KVSTREAM_MODEL="$model" KVSTREAM_CHAT_MODEL="$chat_model"
 # One file at a time: some files start several servers and many connections.
-concurrency=(--test-concurrency=1)
+# A hung test fails by name after 2 minutes instead of running into ctest's timeout.
+concurrency=(--test-concurrency=1 --test-timeout=120000)
 if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
-  concurrency=()  # node 18 has no --test-concurrency
+  concurrency=()  # node 18 has neither option
 fi
 exec node --test "${concurrency[@]}" tests/e2e/*.test.mjs
