@@ -399,6 +399,34 @@ test('431: a request head over 16 KiB', async () => {
   });
   assert.equal((await anon.get('/health')).status, 200);
 });
+// Hostile shapes that once reached a throwing JSON accessor: a 400, and the server lives on.
+test('400: chat content parts of the wrong shape; the server keeps serving', async () => {
+  for (const content of [[{ type: 1 }], [{ type: null }], [{ type: 'image_url' }], [{ type: 'text', text: 7 }], 5]) {
+    const r = await alice.post('/v1/chat/completions', { messages: [{ role: 'user', content }] });
+    assertError(r, 400, 'invalid_argument');
+  }
+  const health = await anon.get('/health');
+  assert.equal(health.status, 200, health.text);
+});
+
+// HEAD gets the head of the answer and no body, and the connection stays usable.
+test('HEAD: a status line and headers, no body', async () => {
+  const r = await fetch(`${server.url}/health`, { method: 'HEAD' });
+  assert.equal(r.status, 405);
+  assert.equal(await r.text(), '');
+  assert.ok(Number(r.headers.get('content-length')) > 0);
+  const again = await anon.get('/health');
+  assert.equal(again.status, 200);
+});
+
+// Another tenant's append is refused at once and does not hold the owner's cached answers back.
+test('404: another tenant appending to a session leaves its cached answers alone', async () => {
+  await unchanged(async () => {
+    const r = await bob.post(`/v1/sessions/${session}/data`, { text: 'intrusion' });
+    assertError(r, 404, 'not_found');
+  });
+});
+
 
 test('the server exits 0 on SIGTERM', async () => {
   assert.equal(await server.stop(), 0, server.output());
