@@ -1,0 +1,340 @@
+#include "persist/store.h"
+
+#include <map>
+#include <sqlite3.h>
+
+namespace kvs {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    roll INTEGER NOT NULL,
+    max_context INTEGER NOT NULL,
+    settings TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flash (
+    session INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    max_tokens INTEGER NOT NULL,
+    temperature REAL NOT NULL,
+    top_p REAL NOT NULL,
+    top_k INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    PRIMARY KEY (session, id)
+);
+CREATE TABLE IF NOT EXISTS log (
+    session INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (session, version)
+) WITHOUT ROWID;
+)sql";
+
+// A prepared statement, finalized on scope exit.
+class Stmt {
+public:
+    Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+
+    ~Stmt() { sqlite3_finalize(stmt_); }
+
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    bool ok() const { return rc_ == SQLITE_OK; }
+
+    void Bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+
+    void Bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
+
+    void Bind(int i, const std::string& v) {
+        sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    }
+
+    int Step() { return sqlite3_step(stmt_); }
+
+    void Reset() {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+    }
+
+    std::int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+
+    double Real(int col) { return sqlite3_column_double(stmt_, col); }
+
+    std::string Text(int col) {
+        const auto* p = sqlite3_column_text(stmt_, col);
+        return p == nullptr
+                   ? std::string()
+                   : std::string(reinterpret_cast<const char*>(p),
+                                 static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
+    }
+
+private:
+    sqlite3_stmt* stmt_ = nullptr;
+    int rc_ = SQLITE_ERROR;
+};
+
+Status SqlError(sqlite3* db, const std::string& what) {
+    return Internal("the session store cannot " + what + ": " + sqlite3_errmsg(db));
+}
+
+}  // namespace
+
+Result<SyncPolicy> ParseSyncPolicy(const std::string& text) {
+    if (text == "full") {
+        return SyncPolicy::kFull;
+    }
+    if (text == "normal") {
+        return SyncPolicy::kNormal;
+    }
+    if (text == "off") {
+        return SyncPolicy::kOff;
+    }
+    return InvalidArgument("the sync policy must be full, normal or off, got '" + text + "'");
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(options.path.c_str(), &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+        const std::string why = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+        sqlite3_close(db);
+        return Internal("cannot open the session store " + options.path + ": " + why);
+    }
+    std::unique_ptr<Store> store(new Store(db));
+    const char* sync = options.sync == SyncPolicy::kFull     ? "PRAGMA synchronous=FULL"
+                       : options.sync == SyncPolicy::kNormal ? "PRAGMA synchronous=NORMAL"
+                                                             : "PRAGMA synchronous=OFF";
+    for (const char* sql : {"PRAGMA journal_mode=WAL", sync, "PRAGMA foreign_keys=OFF", kSchema}) {
+        KV_RETURN_IF_ERROR(store->Exec(sql));
+    }
+    if (options.max_pages > 0) {
+        const std::string sql = "PRAGMA max_page_count=" + std::to_string(options.max_pages);
+        KV_RETURN_IF_ERROR(store->Exec(sql.c_str()));
+    }
+    store->writer_ = std::thread(&Store::WriterLoop, store.get());
+    return store;
+}
+
+Store::Store(sqlite3* db) : db_(db) {}
+
+Store::~Store() {
+    {
+        std::lock_guard lock(queue_mu_);
+        stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    if (writer_.joinable()) {
+        writer_.join();
+    }
+    sqlite3_close(db_);
+}
+
+Status Store::Exec(const char* sql) {
+    std::lock_guard lock(db_mu_);
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        const std::string why = err != nullptr ? err : sqlite3_errmsg(db_);
+        sqlite3_free(err);
+        return Internal("the session store failed (" + why + ")");
+    }
+    return Status::Ok();
+}
+
+Status Store::PutSession(const StoredSession& s) {
+    std::lock_guard lock(db_mu_);
+    Stmt st(db_,
+            "INSERT OR REPLACE INTO sessions (id, tenant, prefix, roll, max_context, settings) "
+            "VALUES (?, ?, ?, ?, ?, ?)");
+    if (!st.ok()) {
+        return SqlError(db_, "prepare a session write");
+    }
+    st.Bind(1, static_cast<std::int64_t>(s.id));
+    st.Bind(2, s.tenant);
+    st.Bind(3, s.prefix);
+    st.Bind(4, std::int64_t{s.roll ? 1 : 0});
+    st.Bind(5, std::int64_t{s.max_context});
+    st.Bind(6, s.settings);
+    return st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "write a session");
+}
+
+Status Store::DeleteSession(SessionId id) {
+    std::lock_guard lock(db_mu_);
+    for (const char* sql :
+         {"DELETE FROM log WHERE session = ?", "DELETE FROM flash WHERE session = ?",
+          "DELETE FROM sessions WHERE id = ?"}) {
+        Stmt st(db_, sql);
+        st.Bind(1, static_cast<std::int64_t>(id));
+        if (!st.ok() || st.Step() != SQLITE_DONE) {
+            return SqlError(db_, "delete a session");
+        }
+    }
+    return Status::Ok();
+}
+
+Status Store::PutFlash(SessionId session, const StoredFlash& f) {
+    std::lock_guard lock(db_mu_);
+    Stmt st(db_,
+            "INSERT OR REPLACE INTO flash (session, id, question, max_tokens, temperature, top_p, "
+            "top_k, seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    st.Bind(1, static_cast<std::int64_t>(session));
+    st.Bind(2, static_cast<std::int64_t>(f.id));
+    st.Bind(3, f.question);
+    st.Bind(4, std::int64_t{f.max_tokens});
+    st.Bind(5, f.temperature);
+    st.Bind(6, f.top_p);
+    st.Bind(7, std::int64_t{f.top_k});
+    st.Bind(8, static_cast<std::int64_t>(f.seed));
+    return st.ok() && st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "write a question");
+}
+
+Status Store::DeleteFlash(SessionId session, std::uint64_t flash) {
+    std::lock_guard lock(db_mu_);
+    Stmt st(db_, "DELETE FROM flash WHERE session = ? AND id = ?");
+    st.Bind(1, static_cast<std::int64_t>(session));
+    st.Bind(2, static_cast<std::int64_t>(flash));
+    return st.ok() && st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "delete a question");
+}
+
+void Store::Append(LogEntry entry, std::function<void(Status)> done) {
+    {
+        std::lock_guard lock(queue_mu_);
+        queue_.push_back({std::move(entry), std::move(done)});
+    }
+    queue_cv_.notify_one();
+}
+
+void Store::Flush() {
+    std::unique_lock lock(queue_mu_);
+    flushed_cv_.wait(lock, [&] { return queue_.empty() && !writing_; });
+}
+
+void Store::WriterLoop() {
+    while (true) {
+        std::deque<Pending> batch;
+        {
+            std::unique_lock lock(queue_mu_);
+            queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) {
+                return;  // stopping, nothing left
+            }
+            batch.swap(queue_);
+            writing_ = true;
+        }
+        const Status st = CommitBatch(batch);
+        for (Pending& p : batch) {
+            if (p.done) {
+                p.done(st);
+            }
+        }
+        {
+            std::lock_guard lock(queue_mu_);
+            writing_ = false;
+        }
+        flushed_cv_.notify_all();
+    }
+}
+
+Status Store::CommitBatch(const std::deque<Pending>& batch) {
+    std::lock_guard lock(db_mu_);
+    auto fail = [&](const std::string& what) {
+        const Status st = SqlError(db_, what);
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        stats_.n_failed += batch.size();
+        return st;
+    };
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return fail("begin a log transaction");
+    }
+    Stmt st(db_, "INSERT INTO log (session, version, text) VALUES (?, ?, ?)");
+    if (!st.ok()) {
+        return fail("prepare a log write");
+    }
+    for (const Pending& p : batch) {
+        st.Bind(1, static_cast<std::int64_t>(p.entry.session));
+        st.Bind(2, static_cast<std::int64_t>(p.entry.version));
+        st.Bind(3, p.entry.text);
+        if (st.Step() != SQLITE_DONE) {
+            return fail("write to the data log");
+        }
+        st.Reset();
+    }
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        return fail("commit the data log");
+    }
+    stats_.n_commits += 1;
+    stats_.n_entries += batch.size();
+    return Status::Ok();
+}
+
+Result<std::vector<StoredSession>> Store::LoadSessions() {
+    std::lock_guard lock(db_mu_);
+    std::vector<StoredSession> out;
+    std::map<SessionId, std::size_t> index;
+    Stmt st(db_,
+            "SELECT id, tenant, prefix, roll, max_context, settings FROM sessions ORDER BY id");
+    if (!st.ok()) {
+        return SqlError(db_, "read sessions");
+    }
+    while (st.Step() == SQLITE_ROW) {
+        StoredSession s;
+        s.id = static_cast<SessionId>(st.Int(0));
+        s.tenant = st.Text(1);
+        s.prefix = st.Text(2);
+        s.roll = st.Int(3) != 0;
+        s.max_context = static_cast<int>(st.Int(4));
+        s.settings = st.Text(5);
+        index[s.id] = out.size();
+        out.push_back(std::move(s));
+    }
+    Stmt fl(db_,
+            "SELECT session, id, question, max_tokens, temperature, top_p, top_k, seed FROM flash "
+            "ORDER BY session, id");
+    if (!fl.ok()) {
+        return SqlError(db_, "read flash questions");
+    }
+    while (fl.Step() == SQLITE_ROW) {
+        auto it = index.find(static_cast<SessionId>(fl.Int(0)));
+        if (it == index.end()) {
+            continue;  // an orphan: its session is gone
+        }
+        StoredFlash f;
+        f.id = static_cast<std::uint64_t>(fl.Int(1));
+        f.question = fl.Text(2);
+        f.max_tokens = static_cast<int>(fl.Int(3));
+        f.temperature = fl.Real(4);
+        f.top_p = fl.Real(5);
+        f.top_k = static_cast<int>(fl.Int(6));
+        f.seed = static_cast<std::uint32_t>(fl.Int(7));
+        out[it->second].flash.push_back(std::move(f));
+    }
+    return out;
+}
+
+Result<std::vector<LogEntry>> Store::LoadLog(SessionId session, std::uint64_t after_version) {
+    std::lock_guard lock(db_mu_);
+    Stmt st(db_,
+            "SELECT version, text FROM log WHERE session = ? AND version > ? ORDER BY version");
+    if (!st.ok()) {
+        return SqlError(db_, "read the data log");
+    }
+    st.Bind(1, static_cast<std::int64_t>(session));
+    st.Bind(2, static_cast<std::int64_t>(after_version));
+    std::vector<LogEntry> out;
+    while (st.Step() == SQLITE_ROW) {
+        out.push_back({session, static_cast<std::uint64_t>(st.Int(0)), st.Text(1)});
+    }
+    return out;
+}
+
+StoreStats Store::stats() const {
+    std::lock_guard lock(db_mu_);
+    return stats_;
+}
+
+}  // namespace kvs

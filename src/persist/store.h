@@ -1,0 +1,131 @@
+#pragma once
+// The durable store of sessions (groundwork for durable sessions; not yet wired into the
+// server): one SQLite database in WAL mode holding session settings and ownership, registered
+// flash questions, and the data log (every acknowledged append, in version order).
+//
+// Group commit: Append queues an entry and returns; one writer thread commits whatever is queued
+// in a single transaction (one sync for the batch) and then calls each entry's `done` with the
+// outcome, in queue order. An entry is acknowledged (done(Ok)) only after its transaction is
+// durable under the sync policy. A failed commit (disk full, I/O error, read-only file) fails
+// every entry of the batch with the same clear error and writes none of them.
+//
+// Thread-safety: every method may be called from any thread (one connection, one mutex; the
+// writer thread takes it per batch). `done` runs on the writer thread: keep it quick.
+
+#include "common/status.h"
+#include "session/session.h"
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+struct sqlite3;
+
+namespace kvs {
+
+enum class SyncPolicy : std::uint8_t {
+    kFull,    // fsync at every commit: an acknowledged append survives power loss (default)
+    kNormal,  // WAL's NORMAL: survives a process crash, may lose the last commits on power loss
+    kOff,     // no syncs: benchmarks only
+};
+
+// "full", "normal", "off".
+Result<SyncPolicy> ParseSyncPolicy(const std::string& text);
+
+struct StoreOptions {
+    std::string path;  // the database file (its folder must exist)
+    SyncPolicy sync = SyncPolicy::kFull;
+    std::int64_t max_pages = 0;  // > 0: PRAGMA max_page_count (tests simulate a full disk)
+};
+
+struct StoredFlash {
+    std::uint64_t id = 0;
+    std::string question;
+    int max_tokens = 32;
+    double temperature = 0;
+    double top_p = 1;
+    int top_k = 0;
+    std::uint32_t seed = 0;
+};
+
+struct StoredSession {
+    SessionId id = 0;
+    std::string tenant;
+    std::string prefix;
+    bool roll = false;  // on_full = roll
+    int max_context = 0;
+    std::string settings;  // the HTTP layer's own settings (its record template), opaque here
+    std::vector<StoredFlash> flash;
+};
+
+struct LogEntry {
+    SessionId session = 0;
+    std::uint64_t version = 0;
+    std::string text;
+};
+
+struct StoreStats {
+    std::uint64_t n_commits = 0;  // log transactions
+    std::uint64_t n_entries = 0;  // log entries committed
+    std::uint64_t n_failed = 0;   // entries whose commit failed
+};
+
+class Store {
+public:
+    // Opens (creating if needed) the database, in WAL mode, with the schema. kInternal with
+    // SQLite's message when the file cannot be opened or is not a kvstream store.
+    static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
+
+    ~Store();  // commits what is queued, then closes
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    // Sessions and flash questions: each call is one synchronous transaction.
+    Status PutSession(const StoredSession& session);  // insert or replace (flash not touched)
+    Status DeleteSession(SessionId id);               // the session, its log and its questions
+    Status PutFlash(SessionId session, const StoredFlash& flash);
+    Status DeleteFlash(SessionId session, std::uint64_t flash);
+
+    // The data log, group-committed (see above). `version` must grow per session.
+    void Append(LogEntry entry, std::function<void(Status)> done);
+
+    // Blocks until everything queued so far is committed or failed.
+    void Flush();
+
+    // Reading at start: every session with its flash questions, and a session's log entries
+    // after `after_version`, in version order.
+    Result<std::vector<StoredSession>> LoadSessions();
+    Result<std::vector<LogEntry>> LoadLog(SessionId session, std::uint64_t after_version);
+
+    StoreStats stats() const;
+
+private:
+    struct Pending {
+        LogEntry entry;
+        std::function<void(Status)> done;
+    };
+
+    explicit Store(sqlite3* db);
+    void WriterLoop();
+    Status CommitBatch(const std::deque<Pending>& batch);
+    Status Exec(const char* sql);
+
+    sqlite3* db_;
+    mutable std::mutex db_mu_;  // the connection
+    std::mutex queue_mu_;
+    std::condition_variable queue_cv_;
+    std::condition_variable flushed_cv_;
+    std::deque<Pending> queue_;  // guarded by queue_mu_
+    bool writing_ = false;       // guarded by queue_mu_: a batch is being committed
+    bool stopping_ = false;      // guarded by queue_mu_
+    StoreStats stats_;           // guarded by db_mu_
+    std::thread writer_;
+};
+
+}  // namespace kvs
