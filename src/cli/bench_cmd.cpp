@@ -100,21 +100,14 @@ void WriteJson(const BenchOptions& o, const std::vector<DepthResult>& rows) {
     if (!out) {
         throw std::runtime_error("cannot write " + o.json);
     }
-    auto list = [](const std::vector<double>& v) {
-        std::string s = "[";
-        for (std::size_t i = 0; i < v.size(); ++i) {
-            s += (i ? "," : "") + std::to_string(v[i]);
-        }
-        return s + "]";
-    };
     out << "{\"model\":\"" << o.model << "\",\"threads\":" << o.n_threads
         << ",\"flash_attn\":" << (o.flash_attn ? "true" : "false")
         << ",\"question_tokens\":" << o.n_question << ",\"answer_tokens\":" << o.n_answer
         << ",\"depths\":[";
     for (std::size_t i = 0; i < rows.size(); ++i) {
         out << (i ? "," : "") << "{\"depth\":" << rows[i].depth
-            << ",\"stateful_ms\":" << list(rows[i].stateful_ms)
-            << ",\"stateless_ms\":" << list(rows[i].stateless_ms)
+            << ",\"stateful_ms\":" << JsonNumbers(rows[i].stateful_ms)
+            << ",\"stateless_ms\":" << JsonNumbers(rows[i].stateless_ms)
             << ",\"stateful_median_ms\":" << Median(rows[i].stateful_ms)
             << ",\"stateless_median_ms\":" << Median(rows[i].stateless_ms) << "}";
     }

@@ -47,6 +47,14 @@ Result<std::string> EnsureShapeTwin(const std::string& shape, WeightType type) {
     return path;
 }
 
+std::string JsonNumbers(const std::vector<double>& values) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        s += (i ? "," : "") + std::to_string(values[i]);
+    }
+    return s + "]";
+}
+
 double Median(std::vector<double> values) {
     if (values.empty()) {
         return 0;

@@ -17,6 +17,9 @@ inline constexpr const char* kDefaultShape = "smollm2-135m";
 // Returns the path of a cached shape twin, making it first (with a progress bar) when missing.
 Result<std::string> EnsureShapeTwin(const std::string& shape, WeightType type);
 
+// "[1.5,2,3.25]": a JSON array of numbers for the benchmarks' result files.
+std::string JsonNumbers(const std::vector<double>& values);
+
 // Median of a list of figures (0 for an empty list).
 double Median(std::vector<double> values);
 

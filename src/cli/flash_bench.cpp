@@ -287,23 +287,16 @@ void WriteJson(const FlashBenchOptions& o, const std::vector<ContextResult>& res
     if (!out) {
         throw std::runtime_error("cannot write " + o.json);
     }
-    auto list = [](const std::vector<double>& v) {
-        std::string s = "[";
-        for (std::size_t i = 0; i < v.size(); ++i) {
-            s += (i ? "," : "") + std::to_string(v[i]);
-        }
-        return s + "]";
-    };
     out << "{\n  \"model\": \"" << o.model << "\",\n  \"threads\": " << o.n_threads
         << ",\n  \"updates\": " << o.updates << ",\n  \"gap_ms\": " << o.gap_ms
         << ",\n  \"max_tokens\": " << o.max_tokens << ",\n  \"flash_share\": " << o.flash_share
         << ",\n  \"questions\": " << MarketQuestions().size() << ",\n  \"contexts\": [\n";
     for (std::size_t i = 0; i < results.size(); ++i) {
         const ContextResult& r = results[i];
-        out << "    {\"context\": " << r.n_context << ", \"hit_us\": " << list(r.hit_us)
-            << ", \"live_ms\": " << list(r.live_ms) << ", \"pairs\": " << r.n_pairs
+        out << "    {\"context\": " << r.n_context << ", \"hit_us\": " << JsonNumbers(r.hit_us)
+            << ", \"live_ms\": " << JsonNumbers(r.live_ms) << ", \"pairs\": " << r.n_pairs
             << ", \"ready_in_time\": " << r.n_ready_in_time
-            << ", \"ready_after_ms\": " << list(r.ready_after_ms)
+            << ", \"ready_after_ms\": " << JsonNumbers(r.ready_after_ms)
             << ", \"stream_ms\": " << r.stream_ms << ", \"flash_ms\": " << r.flash_ms
             << ", \"step_ms\": " << r.step_ms << ", \"dropped\": " << r.dropped
             << ", \"finished_overtaken\": " << r.finished_overtaken

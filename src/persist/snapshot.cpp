@@ -2,17 +2,11 @@
 
 #include "session/park_store.h"
 
-#include <cerrno>
 #include <cstring>
-#include <fcntl.h>
-#include <fstream>
 #include <string_view>
-#include <unistd.h>
 
 namespace kvs {
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr std::string_view kMagic = "KVSSNAP1";
 
@@ -50,28 +44,6 @@ std::vector<std::uint8_t> TokenBytes(std::span<const Token> tokens) {
         Put32(out.data() + 4 * i, static_cast<std::uint32_t>(tokens[i]));
     }
     return out;
-}
-
-std::string Errno(int err) {
-    return std::strerror(err);
-}
-
-// Calls write until all of `bytes` is written: 0 or errno.
-int WriteAll(int fd, std::span<const std::uint8_t> bytes) {
-    const std::uint8_t* p = bytes.data();
-    std::size_t n = bytes.size();
-    while (n > 0) {
-        const ssize_t r = ::write(fd, p, std::min<std::size_t>(n, 1U << 30));
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return r < 0 ? errno : EIO;
-        }
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return 0;
 }
 
 }  // namespace
@@ -175,57 +147,6 @@ Result<Snapshot> DecodeSnapshot(std::span<const std::uint8_t> bytes,
     }
     s.state.assign(state.begin(), state.end());
     return s;
-}
-
-Status WriteFileAtomic(const fs::path& path, std::span<const std::uint8_t> bytes) {
-    const fs::path tmp = fs::path(path).concat(".tmp");
-    const auto fail = [&](const char* what, int err) {
-        ::unlink(tmp.c_str());
-        return Internal(std::string("cannot ") + what + " " + tmp.string() + ": " + Errno(err));
-    };
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return Internal("cannot create " + tmp.string() + ": " + Errno(errno));
-    }
-    int err = WriteAll(fd, bytes);
-    if (err == 0 && ::fsync(fd) != 0) {
-        err = errno;
-    }
-    if (::close(fd) != 0 && err == 0) {
-        err = errno;
-    }
-    if (err != 0) {
-        return fail("write", err);
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        return fail("rename", errno);
-    }
-    // The rename is durable once the folder's entry is.
-    const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        return Internal("cannot open " + dir.string() + " to sync it: " + Errno(errno));
-    }
-    const int synced = ::fsync(dfd);
-    const int sync_err = errno;
-    ::close(dfd);
-    if (synced != 0) {
-        return Internal("cannot sync " + dir.string() + ": " + Errno(sync_err));
-    }
-    return Status::Ok();
-}
-
-Result<std::vector<std::uint8_t>> ReadWholeFile(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return NotFound("cannot read " + path.string());
-    }
-    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                    std::istreambuf_iterator<char>());
-    if (in.bad()) {
-        return Internal("error reading " + path.string());
-    }
-    return bytes;
 }
 
 }  // namespace kvs

@@ -19,6 +19,7 @@
 // Files are written atomically: `<name>.tmp`, fsync, rename, fsync of the folder.
 // Standard library and POSIX only; no model needed (fingerprints are plain numbers here).
 
+#include "common/file_io.h"  // WriteFileAtomic, ReadWholeFile: how snapshot files are written
 #include "common/status.h"
 #include "common/tokens.h"
 
@@ -75,13 +76,5 @@ Result<SnapshotHeader> ParseSnapshotHeader(std::span<const std::uint8_t> bytes,
 // kInvalidArgument naming which), payload checksums. Never trusts a field before checking it.
 Result<Snapshot> DecodeSnapshot(std::span<const std::uint8_t> bytes,
                                 const SnapshotExpectation& expect);
-
-// Atomic write: `<path>.tmp`, fsync, rename to `path`, fsync of the folder; on failure the
-// temporary file is removed and the old file (if any) is untouched. kInternal with the errno text
-// (ENOSPC says "No space left on device").
-Status WriteFileAtomic(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
-
-// The whole file. kNotFound / kInternal.
-Result<std::vector<std::uint8_t>> ReadWholeFile(const std::filesystem::path& path);
 
 }  // namespace kvs

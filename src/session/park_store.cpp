@@ -1,6 +1,7 @@
 #include "session/park_store.h"
 
 #include "common/check.h"
+#include "common/file_io.h"
 
 #include <algorithm>
 #include <array>
@@ -141,37 +142,13 @@ struct SpillHeader {
 
 static_assert(sizeof(SpillHeader) == kHeaderBytes && std::is_trivially_copyable_v<SpillHeader>);
 
-// Writes `<path>.tmp`, fsyncs it and renames it to `path`; on failure removes the temp file.
+// Writes the header and payload atomically (common/file_io.h: tmp, fsync, rename, folder sync).
 Status WriteSpillFile(const fs::path& path, SessionId id, std::span<const std::uint8_t> payload) {
-    const fs::path tmp = fs::path(path).concat(".tmp");
-    const auto fail = [&](const char* what, int err) {
-        ::unlink(tmp.c_str());
-        return Internal(std::string("cannot ") + what + " spill file " + tmp.string() + ": " +
-                        ErrnoText(err));
-    };
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (fd.Get() < 0) {
-        return fail("create", errno);
-    }
     SpillHeader h{{}, kVersion, kHeaderBytes, id, payload.size(), ParkChecksum(payload)};
     std::memcpy(h.magic.data(), kMagic.data(), kMagic.size());
-    int err = MoveAll(::write, fd.Get(), reinterpret_cast<const std::uint8_t*>(&h), sizeof(h));
-    if (err == 0) {
-        err = MoveAll(::write, fd.Get(), payload.data(), payload.size());
-    }
-    if (err != 0) {
-        return fail("write", err);
-    }
-    if (::fsync(fd.Get()) != 0) {
-        return fail("fsync", errno);
-    }
-    if (::close(fd.Release()) != 0) {
-        return fail("close", errno);
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        return fail("rename", errno);
-    }
-    return Status::Ok();
+    const auto* head = reinterpret_cast<const std::uint8_t*>(&h);
+    const Status st = WriteFileAtomic(path, {std::span(head, sizeof(h)), payload});
+    return st.ok() ? st : Internal("spill file: " + st.message());
 }
 
 // What is wrong with a header, or "" when it matches `id` and `n_bytes`.

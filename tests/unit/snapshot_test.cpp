@@ -90,12 +90,12 @@ TEST(Snapshot, AtomicWriteReplacesWholeFilesOnly) {
     const auto path = dir / "1.snap";
     const auto a = Sample(3, 10);
     const auto b = Sample(4, 20);
-    ASSERT_TRUE(WriteFileAtomic(path, a).ok());
-    ASSERT_TRUE(WriteFileAtomic(path, b).ok());
+    ASSERT_TRUE(WriteFileAtomic(path, {a}).ok());
+    ASSERT_TRUE(WriteFileAtomic(path, {b}).ok());
     EXPECT_EQ(*ReadWholeFile(path), b);
     EXPECT_FALSE(std::filesystem::exists(dir / "1.snap.tmp"));
     // A folder that does not exist: a clear error, nothing left behind.
-    const Status st = WriteFileAtomic(dir / "missing" / "2.snap", a);
+    const Status st = WriteFileAtomic(dir / "missing" / "2.snap", {a});
     EXPECT_EQ(st.code(), StatusCode::kInternal);
     EXPECT_NE(st.message().find("No such file or directory"), std::string::npos);
     EXPECT_EQ(ReadWholeFile(dir / "nothing").status().code(), StatusCode::kNotFound);
