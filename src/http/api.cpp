@@ -193,7 +193,10 @@ void Api::Handle(HttpRequest request, ExchangePtr raw) {
     if (parts.size() >= 2 && parts[1] == "sessions") {
         if (parts.size() == 2) {
             route("/v1/sessions");
-            return method == "POST" ? CreateSession(c) : wrong_method("POST");
+            if (method == "GET") {
+                return ListSessions(c);
+            }
+            return method == "POST" ? CreateSession(c) : wrong_method("GET, POST");
         }
         const auto id = ParseId(parts[2]);
         auto unknown = [&] {

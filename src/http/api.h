@@ -52,6 +52,7 @@ public:
 private:
     // Routes (routes_sessions.cpp, routes_openai.cpp).
     void CreateSession(Call& c);
+    void ListSessions(Call& c);
     void GetSession(Call& c, SessionId id);
     void DeleteSession(Call& c, SessionId id);
     void AppendData(Call& c, SessionId id);

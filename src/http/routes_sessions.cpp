@@ -212,6 +212,22 @@ void Api::CreateSession(Call& c) {
         });
 }
 
+void Api::ListSessions(Call& c) {
+    c.rt->ListSessions(c.tenant.id, [ex = c.ex, rt = c.rt, tenant = c.tenant.id](
+                                        Result<std::vector<SessionInfo>> sessions) {
+        if (!sessions.ok()) {
+            return ex->Reply(ErrorResponse(sessions.status()));
+        }
+        Json j;
+        j["sessions"] = Json::array();
+        for (const SessionInfo& i : *sessions) {
+            auto flash = rt->ListFlash(tenant, i.id);
+            j["sessions"].push_back(SessionJson(i, flash.ok() ? *flash : std::vector<FlashInfo>{}));
+        }
+        ex->Reply(JsonResponse(200, DumpJson(j)));
+    });
+}
+
 void Api::GetSession(Call& c, SessionId id) {
     c.rt->Info(
         c.tenant.id, id,

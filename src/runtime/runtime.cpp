@@ -279,6 +279,21 @@ void Runtime::Info(TenantId tenant, SessionId id, Reply<Result<SessionInfo>> rep
         QueueFull());
 }
 
+void Runtime::ListSessions(TenantId tenant, Reply<Result<std::vector<SessionInfo>>> reply) {
+    Submit<Result<std::vector<SessionInfo>>>(
+        std::move(reply),
+        [tenant](State& s, Reply<Result<std::vector<SessionInfo>>>& r) {
+            std::vector<SessionInfo> out;
+            for (SessionId id : s.engine->SessionIds()) {
+                if (auto info = s.engine->Info(id); info.ok() && info->tenant == tenant) {
+                    out.push_back(*info);
+                }
+            }
+            r(std::move(out));
+        },
+        QueueFull());
+}
+
 void Runtime::Append(
     TenantId tenant, SessionId id, std::string text, bool wait, Reply<Result<AppendResult>> reply) {
     if (!board_->Owns(tenant, id)) {  // another tenant must not hold this session's hits back

@@ -62,6 +62,8 @@ public:
     void CreateSession(TenantId tenant, SessionOptions options, Reply<Result<SessionId>> reply);
     void CloseSession(TenantId tenant, SessionId id, Reply<Status> reply);
     void Info(TenantId tenant, SessionId id, Reply<Result<SessionInfo>> reply);
+    // The tenant's sessions, in id order.
+    void ListSessions(TenantId tenant, Reply<Result<std::vector<SessionInfo>>> reply);
     // `wait` false: replies once the append is accepted and queued (the result says which
     // version the data will produce); true: once the data is in the KV cache.
     void Append(TenantId tenant,

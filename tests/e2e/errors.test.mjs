@@ -326,7 +326,7 @@ test('405: a wrong method names the allowed ones in Allow', async () => {
     for (const [method, p, allow] of [
       ['PUT', `/v1/sessions/${session}`, 'GET, DELETE'],
       ['POST', `/v1/sessions/${session}`, 'GET, DELETE'],
-      ['GET', '/v1/sessions', 'POST'],
+      ['PUT', '/v1/sessions', 'GET, POST'],
       ['GET', `/v1/sessions/${session}/data`, 'POST'],
       ['DELETE', `/v1/sessions/${session}/query`, 'POST'],
       ['POST', `/v1/sessions/${session}/events`, 'GET'],
@@ -427,6 +427,19 @@ test('404: another tenant appending to a session leaves its cached answers alone
   });
 });
 
+
+// GET /v1/sessions lists the caller's sessions only.
+test('GET /v1/sessions: each tenant sees only its own sessions', async () => {
+  const mine = await alice.get('/v1/sessions');
+  assert.equal(mine.status, 200, mine.text);
+  assert.ok(mine.json.sessions.some((s) => s.id === session), mine.text);
+  const first = mine.json.sessions.find((s) => s.id === session);
+  assert.equal(first.flash.length, 1);
+  const theirs = await bob.get('/v1/sessions');
+  assert.equal(theirs.status, 200, theirs.text);
+  assert.ok(!theirs.json.sessions.some((s) => s.id === session), theirs.text);
+  assertError(await anon.get('/v1/sessions'), 401, 'unauthenticated');
+});
 
 test('the server exits 0 on SIGTERM', async () => {
   assert.equal(await server.stop(), 0, server.output());
