@@ -6,6 +6,7 @@
 #include "cli/load.h"
 #include "cli/market_input.h"
 #include "common/progress.h"
+#include "common/rng.h"
 #include "runtime/runtime.h"
 
 #include <algorithm>
@@ -29,28 +30,7 @@ namespace {
 
 constexpr TenantId kTenant = 1;
 
-// SplitMix64, so that a seed gives the same schedule with every standard library.
-class Rng {
-public:
-    explicit Rng(std::uint64_t seed) : state_(seed) {}
-
-    std::uint64_t Next() {
-        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        return z ^ (z >> 31);
-    }
-
-    double Exponential(double mean) {
-        const double u = static_cast<double>(Next() >> 11) * 0x1.0p-53;  // [0, 1)
-        return -mean * std::log1p(-u);
-    }
-
-    std::size_t Below(std::size_t n) { return static_cast<std::size_t>(Next() % n); }
-
-private:
-    std::uint64_t state_;
-};
+using Rng = SplitMix64;  // a seed gives the same schedule with every standard library
 
 // ---- Sessions, feed and questions -------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 #include "engine/model_maker.h"
 
+#include "common/rng.h"
 #include "engine/gguf_util.h"
 
 #include <ggml-cpp.h>
@@ -170,22 +171,6 @@ Status AddTensors(gguf_context* out, const std::vector<TensorSpec>& specs, Weigh
 }
 
 // ---- Random values -------------------------------------------------------------------------
-
-// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for weights.
-class SplitMix64 {
-public:
-    explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-
-    std::uint64_t Next() {
-        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30U)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27U)) * 0x94D049BB133111EBULL;
-        return z ^ (z >> 31U);
-    }
-
-private:
-    std::uint64_t state_;
-};
 
 // Uniform in [-kWeightHalfWidth, kWeightHalfWidth), two 24-bit draws per 64-bit word.
 void FillRandom(SplitMix64& rng, std::vector<float>& values) {

@@ -420,6 +420,9 @@ private:
     void CancelFlash(QueryJob& job);  // rolls back and forgets the job; the question stays stale
     void FinishFlash(QueryJob& job, Answer answer);
     void OnAccepted(Session& s);  // an append was accepted: questions become stale
+    // The question an evaluation on `s` would start with: its most stale one that fits, when the
+    // session is resident, idle, fully ingested and no query waits for it; else null.
+    const FlashQuestion* NextFlash(const Session& s) const;
     bool FlashCanStart() const;
     void RecordFlashGauges();
 

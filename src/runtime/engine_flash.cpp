@@ -159,23 +159,29 @@ void Engine::PreemptFlash() {
     }
 }
 
+const Engine::FlashQuestion* Engine::NextFlash(const Session& s) const {
+    auto it = flash_.find(s.id);
+    if (it == flash_.end() || !s.resident() || s.busy() || !s.pending.empty() ||
+        QueryWaitsFor(s.id)) {
+        return nullptr;
+    }
+    const FlashQuestion* best = nullptr;
+    for (const FlashQuestion& q : it->second) {
+        const bool fits = static_cast<int>(q.prompt.size()) + q.options.max_tokens <= s.room();
+        if (IsStale(s, q) && fits && (best == nullptr || q.stale_since < best->stale_since)) {
+            best = &q;
+        }
+    }
+    return best;
+}
+
 bool Engine::FlashCanStart() const {
     if (n_flash_running_ >= options_.flash_max_running) {
         return false;
     }
-    for (const auto& [id, list] : flash_) {
-        const Session& s = sessions_.at(id);
-        if (!s.resident() || s.busy() || !s.pending.empty()) {
-            continue;
-        }
-        for (const FlashQuestion& q : list) {
-            if (IsStale(s, q) &&
-                static_cast<int>(q.prompt.size()) + q.options.max_tokens <= s.room()) {
-                return true;
-            }
-        }
-    }
-    return false;
+    return std::any_of(flash_.begin(), flash_.end(), [this](const auto& kv) {
+        return NextFlash(sessions_.at(kv.first)) != nullptr;
+    });
 }
 
 void Engine::StartFlash() {
@@ -184,20 +190,9 @@ void Engine::StartFlash() {
     budget_refilled_ = now;
     // One candidate per idle session: its most stale question that fits.
     std::vector<std::tuple<Clock::time_point, FlashId, SessionId>> candidates;
-    for (auto& [id, list] : flash_) {
-        const Session& s = sessions_.at(id);
-        if (!s.resident() || s.busy() || !s.pending.empty() || QueryWaitsFor(id)) {
-            continue;
-        }
-        const FlashQuestion* best = nullptr;
-        for (const FlashQuestion& q : list) {
-            const bool fits = static_cast<int>(q.prompt.size()) + q.options.max_tokens <= s.room();
-            if (IsStale(s, q) && fits && (best == nullptr || q.stale_since < best->stale_since)) {
-                best = &q;
-            }
-        }
-        if (best != nullptr) {
-            candidates.emplace_back(best->stale_since, best->id, id);
+    for (const auto& [id, list] : flash_) {
+        if (const FlashQuestion* q = NextFlash(sessions_.at(id))) {
+            candidates.emplace_back(q->stale_since, q->id, id);
         }
     }
     if (candidates.empty() || n_flash_running_ >= options_.flash_max_running) {

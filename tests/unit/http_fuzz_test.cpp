@@ -2,6 +2,7 @@
 // asserts only that nothing throws or crashes and that every error carries a message; the
 // sanitizer build (ASan + UBSan) is what turns memory and arithmetic bugs into failures.
 
+#include "common/rng.h"
 #include "http/json_body.h"
 #include "http/records.h"
 
@@ -20,24 +21,7 @@ namespace {
 constexpr int kMaxIterations = 200'000;
 constexpr auto kMaxDuration = std::chrono::milliseconds(1500);
 
-// SplitMix64: the same sequence on every standard library.
-class Rng {
-public:
-    explicit Rng(std::uint64_t seed) : state_(seed) {}
-
-    std::uint64_t Next() {
-        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        return z ^ (z >> 31);
-    }
-
-    // Uniform in [0, n); n > 0.
-    std::size_t Below(std::size_t n) { return static_cast<std::size_t>(Next() % n); }
-
-private:
-    std::uint64_t state_;
-};
+using Rng = SplitMix64;
 
 std::vector<std::string> Seeds() {
     std::string deep = "{\"a\":";
