@@ -47,6 +47,12 @@ Result<std::string> EnsureShapeTwin(const std::string& shape, WeightType type) {
     return path;
 }
 
+void Check(const Status& st, const std::string& what) {
+    if (!st.ok()) {
+        throw std::runtime_error(what + ": " + st.ToString());
+    }
+}
+
 std::string JsonNumbers(const std::vector<double>& values) {
     std::string s = "[";
     for (std::size_t i = 0; i < values.size(); ++i) {

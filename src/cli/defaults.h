@@ -17,6 +17,10 @@ inline constexpr const char* kDefaultShape = "smollm2-135m";
 // Returns the path of a cached shape twin, making it first (with a progress bar) when missing.
 Result<std::string> EnsureShapeTwin(const std::string& shape, WeightType type);
 
+// Setup failures end a command (main prints the message): throws std::runtime_error with
+// "<what>: <status>" when `st` is not ok.
+void Check(const Status& st, const std::string& what);
+
 // "[1.5,2,3.25]": a JSON array of numbers for the benchmarks' result files.
 std::string JsonNumbers(const std::vector<double>& values);
 

@@ -78,12 +78,6 @@ struct ContextResult {
     double preempted = 0;
 };
 
-void Check(const Status& st, const std::string& what) {
-    if (!st.ok()) {
-        throw std::runtime_error(what + ": " + st.ToString());
-    }
-}
-
 double MetricSum(MetricsRegistry& m, const char* histogram) {
     return m.GetHistogram(histogram, "", kMsBuckets).Snapshot().sum;
 }

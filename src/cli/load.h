@@ -4,6 +4,7 @@
 // load_park.cpp (park/restore by session length, KV-budget arithmetic) and load_report.cpp (text
 // and JSON). This header holds what they share.
 
+#include "cli/defaults.h"  // Check
 #include "runtime/runtime.h"
 
 #include <chrono>
@@ -49,9 +50,6 @@ struct LoadOptions {
     std::string json;
     bool metrics = false;
 };
-
-// Setup failures end the command (main prints the message): throws std::runtime_error.
-void Check(const Status& st, const std::string& what);
 
 // ---- The loaded phase and the idle baseline -----------------------------------------------------
 

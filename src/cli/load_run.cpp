@@ -77,12 +77,6 @@ std::future<QueryRecord> Ask(Runtime& rt, SessionId id, QueryOptions q, LiveCoun
 
 }  // namespace
 
-void Check(const Status& st, const std::string& what) {
-    if (!st.ok()) {
-        throw std::runtime_error(what + ": " + st.ToString());
-    }
-}
-
 namespace {
 
 // Creates the sessions and gives each `warmup_bars` bars, waiting until they are ingested.

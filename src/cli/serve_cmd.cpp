@@ -32,12 +32,6 @@ struct ServeOptions {
     RuntimeOptions runtime;
 };
 
-void Fail(const Status& st, const std::string& what) {
-    if (!st.ok()) {
-        throw std::runtime_error(what + ": " + st.ToString());
-    }
-}
-
 void RunServe(ServeOptions o) {
     // Block the stop signals in every thread; this one waits for them.
     sigset_t stop_signals;
@@ -55,7 +49,7 @@ void RunServe(ServeOptions o) {
     http::ApiKeys keys;
     if (!o.api_keys.empty()) {
         auto loaded = http::ApiKeys::Load(o.api_keys);
-        Fail(loaded.status(), "--api-keys");
+        Check(loaded.status(), "--api-keys");
         keys = std::move(loaded).value();
     }
     const bool with_keys = keys.enabled();
@@ -67,7 +61,7 @@ void RunServe(ServeOptions o) {
         o.server,
         [&api](http::HttpRequest r, http::ExchangePtr ex) { api.Handle(std::move(r), ex); },
         http_metrics);
-    Fail(server.status(), "starting the HTTP server");
+    Check(server.status(), "starting the HTTP server");
     const int port = (*server)->port();
     std::printf("kvstream: listening on http://%s:%d\n", o.server.host.c_str(), port);
     if (with_keys) {
@@ -85,12 +79,12 @@ void RunServe(ServeOptions o) {
 
     if (o.model.empty()) {
         auto made = EnsureShapeTwin(kDefaultShape, WeightType::kQ8_0);
-        Fail(made.status(), "making the default model");
+        Check(made.status(), "making the default model");
         o.model = *made;
     }
     o.runtime.engine.model_path = o.model;
     auto runtime = Runtime::Start(o.runtime);
-    Fail(runtime.status(), "loading " + o.model);
+    Check(runtime.status(), "loading " + o.model);
     api.SetRuntime(runtime->get(), std::filesystem::path(o.model).stem().string());
     std::printf("kvstream: ready (%s)\n", o.model.c_str());
     std::fflush(stdout);
