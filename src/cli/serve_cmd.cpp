@@ -11,6 +11,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -23,6 +24,8 @@ namespace {
 
 struct ServeOptions {
     std::string config;
+    std::string sync = "full";
+    bool in_memory = false;
     std::string model;
     std::string api_keys;
     std::string port_file;
@@ -31,6 +34,17 @@ struct ServeOptions {
     http::ApiLimits limits;
     RuntimeOptions runtime;
 };
+
+// $XDG_DATA_HOME/kvstream, else ~/.local/share/kvstream, else ./kvstream-data.
+std::string DefaultDataDir() {
+    if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
+        return std::string(xdg) + "/kvstream";
+    }
+    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+        return std::string(home) + "/.local/share/kvstream";
+    }
+    return "kvstream-data";
+}
 
 void RunServe(ServeOptions o) {
     // Block the stop signals in every thread; this one waits for them.
@@ -53,6 +67,9 @@ void RunServe(ServeOptions o) {
         keys = std::move(loaded).value();
     }
     const bool with_keys = keys.enabled();
+    for (const http::Tenant& t : keys.tenants()) {
+        o.runtime.durable.tenant_names[t.id] = t.name;
+    }
     const std::size_t n_keys = keys.size();
     MetricsRegistry http_metrics;
     o.limits.max_body_bytes = o.server.max_body_bytes;
@@ -83,9 +100,26 @@ void RunServe(ServeOptions o) {
         o.model = *made;
     }
     o.runtime.engine.model_path = o.model;
+    auto sync = ParseSyncPolicy(o.sync);
+    Check(sync.status(), "--sync");
+    o.runtime.durable.sync = *sync;
+    if (o.in_memory) {
+        o.runtime.durable.data_dir.clear();
+        std::printf("kvstream: --in-memory: sessions are lost when the server stops\n");
+    } else {
+        if (o.runtime.durable.data_dir.empty()) {
+            o.runtime.durable.data_dir = DefaultDataDir();
+        }
+        std::printf("kvstream: data folder %s (sync %s)\n", o.runtime.durable.data_dir.c_str(),
+                    o.sync.c_str());
+    }
+    std::fflush(stdout);
     auto runtime = Runtime::Start(o.runtime);
     Check(runtime.status(), "loading " + o.model);
     api.SetRuntime(runtime->get(), std::filesystem::path(o.model).stem().string());
+    if (!(*runtime)->restored().empty()) {
+        std::printf("kvstream: %zu sessions restored\n", (*runtime)->restored().size());
+    }
     std::printf("kvstream: ready (%s)\n", o.model.c_str());
     std::fflush(stdout);
 
@@ -195,7 +229,31 @@ void AddServeCommand(CLI::App& app) {
     cmd->add_option("--max-sessions", e.max_sessions, "Sessions in all (beyond slots: parked)")
         ->check(CLI::Range(1, 1 << 20))
         ->capture_default_str();
-    cmd->add_option("--park-dir", e.park_dir, "Spill folder for parked sessions past RAM");
+    cmd->add_option("--park-dir", e.park_dir,
+                    "Spill folder for parked sessions past RAM (default: DATA_DIR/park)");
+    DurableOptions& d = o->runtime.durable;
+    cmd->add_option("--data-dir", d.data_dir,
+                    "Folder for durable sessions: the store, snapshots (default: "
+                    "$XDG_DATA_HOME/kvstream or ~/.local/share/kvstream)");
+    cmd->add_flag("--in-memory", o->in_memory,
+                  "Keep sessions in memory only: nothing is stored, a restart loses them");
+    cmd->add_option("--sync", o->sync,
+                    "When an append is acknowledged: full (fsync'd: survives power loss), normal "
+                    "(survives a crash of the server), off (benchmarks only)")
+        ->check(CLI::IsMember({"full", "normal", "off"}))
+        ->capture_default_str();
+    cmd->add_option("--snapshot-interval-s", d.snapshot_interval_s,
+                    "Refresh a resident session's KV snapshot at most this often")
+        ->check(CLI::Range(0.0, 86400.0))
+        ->capture_default_str();
+    cmd->add_option("--snapshot-min-tokens", d.snapshot_min_tokens,
+                    "... and only once this many new tokens arrived")
+        ->check(CLI::Range(0, 1 << 24))
+        ->capture_default_str();
+    cmd->add_option("--store-max-pages", d.max_store_pages,
+                    "Cap the store at this many 4 KiB pages (tests a full disk; 0: no cap)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40))
+        ->capture_default_str();
     cmd->add_option("--tenant-max-sessions", o->runtime.tenant_limits.max_sessions,
                     "Sessions one tenant may hold")
         ->check(CLI::Range(1, 1 << 20))

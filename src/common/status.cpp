@@ -22,6 +22,8 @@ const char* StatusCodeName(StatusCode code) {
             return "unavailable";
         case StatusCode::kInternal:
             return "internal";
+        case StatusCode::kStorage:
+            return "storage_failed";
     }
     return "unknown";
 }

@@ -22,6 +22,8 @@ enum class StatusCode : std::uint8_t {
     kAborted,            // work was cancelled
     kUnavailable,        // model or backend cannot run the work
     kInternal,           // a library call failed unexpectedly
+    kStorage,            // the durable store could not record the work (disk full, I/O error,
+                         // permission denied): nothing was acknowledged
 };
 
 // A short stable name for a code: "invalid_argument", "context_full", ...

@@ -150,4 +150,15 @@ std::span<const float> Context::Logits(int batch_index) const {
     return {logits, static_cast<std::size_t>(n_vocab_)};
 }
 
+std::uint64_t Context::KvFingerprint() const {
+    const std::string what = "cells=" + std::to_string(n_ctx_seq_) +
+                             " k=f16 v=f16 fa=" + std::to_string(options_.flash_attn ? 1 : 0) +
+                             " unified=" + std::to_string(options_.kv_unified ? 1 : 0);
+    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+    for (const char c : what) {
+        h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    }
+    return h;
+}
+
 }  // namespace kvs

@@ -80,6 +80,10 @@ public:
     // for logits). Valid until the next Decode.
     std::span<const float> Logits(int batch_index) const;
 
+    // Identifies what a saved sequence state depends on: cells per sequence, K/V cache types,
+    // flash attention (V layout) and unified or split mode.
+    std::uint64_t KvFingerprint() const;
+
     int n_seq_max() const { return n_seq_max_; }
 
     int n_ctx_seq() const { return n_ctx_seq_; }

@@ -4,7 +4,10 @@
 
 #include <llama.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <vector>
 
 namespace kvs {
 
@@ -140,6 +143,32 @@ std::string Model::Description() const {
     char buf[256];
     const int32_t n = llama_model_desc(model_, buf, sizeof(buf));
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("unknown");
+}
+
+std::uint64_t Model::Fingerprint() const {
+    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+    auto mix = [&h](const void* data, std::size_t n) {
+        const auto* p = static_cast<const unsigned char*>(data);
+        for (std::size_t i = 0; i < n; ++i) {
+            h = (h ^ p[i]) * 1099511628211ULL;
+        }
+    };
+    std::error_code ec;
+    const std::uint64_t size = std::filesystem::file_size(path_, ec);
+    const std::uint64_t n_params = llama_model_n_params(model_);
+    mix(&size, sizeof(size));
+    mix(&n_params, sizeof(n_params));
+    std::ifstream in(path_, std::ios::binary);
+    constexpr int kSlices = 17;
+    constexpr std::uint64_t kSlice = 4096;
+    std::vector<char> buf(kSlice);
+    for (int i = 0; i < kSlices && in && size > 0; ++i) {
+        const std::uint64_t at = size <= kSlice ? 0 : (size - kSlice) / (kSlices - 1) * i;
+        in.seekg(static_cast<std::streamoff>(at));
+        in.read(buf.data(), static_cast<std::streamsize>(std::min(kSlice, size)));
+        mix(buf.data(), static_cast<std::size_t>(in.gcount()));
+    }
+    return h;
 }
 
 }  // namespace kvs

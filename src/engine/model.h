@@ -66,6 +66,11 @@ public:
 
     std::uint64_t size_bytes() const;
 
+    // Identifies the weights: FNV-1a over the file size, the parameter count and 17 slices of
+    // 4 KiB spread evenly through the file (header, tensors, end). Two files with the same shape
+    // but other weights differ with near certainty. Reads the file; call once.
+    std::uint64_t Fingerprint() const;
+
     // "qwen2 ?B Q8_0" style description from libllama.
     std::string Description() const;
 

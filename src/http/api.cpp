@@ -113,6 +113,16 @@ Api::Api(ApiLimits limits, ApiKeys keys, MetricsRegistry& http_metrics)
 
 void Api::SetRuntime(Runtime* runtime, std::string model_id) {
     model_id_ = std::move(model_id);
+    {
+        std::lock_guard lock(mu_);  // restored sessions' record formats
+        for (const auto& [id, settings] : runtime->restored()) {
+            auto doc = ParseJsonBody(settings, BodyLimits{});
+            const Json* t = doc.ok() ? FindField(*doc, "template") : nullptr;
+            auto parsed =
+                t != nullptr ? ParseRecordTemplate(*t) : Result<RecordTemplate>(RecordTemplate{});
+            templates_[id] = parsed.ok() ? *parsed : RecordTemplate{};
+        }
+    }
     runtime_ = runtime;
 }
 
@@ -213,15 +223,22 @@ void Api::Handle(HttpRequest request, ExchangePtr raw) {
             return method == "GET" ? GetSession(c, *id) : DeleteSession(c, *id);
         }
         const std::string_view what = parts[3];
-        if (parts.size() == 4 && (what == "data" || what == "query")) {
-            route(what == "data" ? "/v1/sessions/{id}/data" : "/v1/sessions/{id}/query");
-            if (method != "POST") {
-                return wrong_method("POST");
+        if (parts.size() == 4 && what == "data") {
+            route("/v1/sessions/{id}/data");
+            if (method != "GET" && method != "POST") {
+                return wrong_method("GET, POST");
             }
             if (!id) {
                 return unknown();
             }
-            return what == "data" ? AppendData(c, *id) : QuerySession(c, *id);
+            return method == "POST" ? AppendData(c, *id) : ReadData(c, *id);
+        }
+        if (parts.size() == 4 && what == "query") {
+            route("/v1/sessions/{id}/query");
+            if (method != "POST") {
+                return wrong_method("POST");
+            }
+            return id ? QuerySession(c, *id) : unknown();
         }
         if (parts.size() == 4 && what == "events") {
             route("/v1/sessions/{id}/events");

@@ -56,6 +56,7 @@ private:
     void GetSession(Call& c, SessionId id);
     void DeleteSession(Call& c, SessionId id);
     void AppendData(Call& c, SessionId id);
+    void ReadData(Call& c, SessionId id);
     void QuerySession(Call& c, SessionId id);
     void AddFlash(Call& c, SessionId id);
     void ListFlash(Call& c, SessionId id);

@@ -2,6 +2,7 @@
 
 #include "http/json_body.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <openssl/crypto.h>
@@ -57,6 +58,20 @@ Result<ApiKeys> ApiKeys::Load(const std::string& path) {
     }
     if (out.entries_.empty()) {
         return InvalidArgument(path + ": no keys");
+    }
+    return out;
+}
+
+std::vector<Tenant> ApiKeys::tenants() const {
+    if (!enabled()) {
+        return {Tenant{0, "local"}};
+    }
+    std::vector<Tenant> out;
+    for (const Entry& e : entries_) {
+        if (std::none_of(out.begin(), out.end(),
+                         [&](const Tenant& t) { return t.id == e.tenant.id; })) {
+            out.push_back(e.tenant);
+        }
     }
     return out;
 }

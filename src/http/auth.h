@@ -33,6 +33,9 @@ public:
 
     std::size_t size() const { return entries_.size(); }
 
+    // Every tenant a key names (without keys: "local", id 0).
+    std::vector<Tenant> tenants() const;
+
     // The tenant of a request with this Authorization header; nothing (and `why`: "missing
     // Authorization header", "unknown API key", "only loopback clients are served without API
     // keys") when it is refused (401 / 403).

@@ -23,6 +23,8 @@ unsigned HttpStatusFor(StatusCode code) {
             return 503;
         case StatusCode::kInternal:
             return 500;
+        case StatusCode::kStorage:
+            return 507;  // Insufficient Storage
     }
     return 500;
 }

@@ -380,6 +380,22 @@ Result<RecordTemplate> ParseRecordTemplate(const Json& value) {
     return RecordTemplate{RecordFormat::kCustom, std::move(*pattern)};
 }
 
+Json RecordTemplateJson(const RecordTemplate& t) {
+    switch (t.format) {
+        case RecordFormat::kAuto:
+            return "auto";
+        case RecordFormat::kOhlcv:
+            return "ohlcv";
+        case RecordFormat::kTrade:
+            return "trade";
+        case RecordFormat::kKeyValue:
+            return "kv";
+        case RecordFormat::kCustom:
+            break;
+    }
+    return Json{{"format", t.pattern}};
+}
+
 Result<std::string> RenderRecords(const Json& records,
                                   const RecordTemplate& t,
                                   const RecordLimits& limits) {

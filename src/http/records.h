@@ -31,6 +31,9 @@ struct RecordTemplate {
 // unbalanced brace ("unbalanced '{' at byte 7 of the record format (write '{{' for a brace)").
 Result<RecordTemplate> ParseRecordTemplate(const Json& value);
 
+// The inverse of ParseRecordTemplate: the name, or {"format": pattern} for kCustom.
+Json RecordTemplateJson(const RecordTemplate& t);
+
 struct RecordLimits {
     std::size_t max_records = 1000;     // per call
     std::size_t max_line_bytes = 4096;  // per rendered line, without its '\n'

@@ -4,6 +4,7 @@
 #include "http/api_call.h"
 
 #include <atomic>
+#include <charconv>
 
 namespace kvs::http {
 namespace {
@@ -176,6 +177,7 @@ void Api::CreateSession(Call& c) {
             return;
         }
         tmpl = *parsed;
+        o.settings = DumpJson(Json{{"template", RecordTemplateJson(tmpl)}});  // stored with it
     }
     if (const Json* flash = FindField(*body, "flash")) {
         if (!flash->is_array()) {
@@ -255,6 +257,35 @@ void Api::DeleteSession(Call& c, SessionId id) {
         r.content_type.clear();
         ex->Reply(std::move(r));
     });
+}
+
+void Api::ReadData(Call& c, SessionId id) {
+    std::uint64_t after = 0;
+    std::uint64_t limit = 1000;
+    for (const auto& [name, value] : c.request.query) {
+        std::uint64_t* field = name == "after" ? &after : name == "limit" ? &limit : nullptr;
+        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(),
+                                               field != nullptr ? *field : after);
+        if (field == nullptr || ec != std::errc() || end != value.data() + value.size()) {
+            return c.ex->Reply(ErrorResponse(InvalidArgument(
+                "query parameters: after (a version) and limit (1..10000), as integers; got '" +
+                name + "'")));
+        }
+    }
+    if (limit < 1 || limit > 10000) {
+        return c.ex->Reply(ErrorResponse(InvalidArgument("limit must be 1..10000")));
+    }
+    auto log = c.rt->ReadLog(c.tenant.id, id, after, limit);
+    if (c.Failed(log.status())) {
+        return;
+    }
+    Json j;
+    j["entries"] = Json::array();
+    for (const LogEntry& e : *log) {
+        j["entries"].push_back(Json{{"version", e.version}, {"text", e.text}});
+    }
+    j["more"] = log->size() == limit;
+    c.ex->Reply(JsonResponse(200, DumpJson(j)));
 }
 
 void Api::AppendData(Call& c, SessionId id) {

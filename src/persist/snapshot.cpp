@@ -2,7 +2,9 @@
 
 #include "session/park_store.h"
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <string_view>
 
 namespace kvs {
@@ -52,11 +54,11 @@ std::uint64_t Xxh64(std::span<const std::uint8_t> bytes) {
     return ParkChecksum(bytes);
 }
 
-std::vector<std::uint8_t> EncodeSnapshot(std::uint64_t session,
-                                         const SnapshotExpectation& made_by,
-                                         std::uint64_t log_version,
-                                         std::span<const Token> tokens,
-                                         std::span<const std::uint8_t> state) {
+std::vector<std::uint8_t> EncodeSnapshotHead(std::uint64_t session,
+                                             const SnapshotExpectation& made_by,
+                                             std::uint64_t log_version,
+                                             std::span<const Token> tokens,
+                                             std::span<const std::uint8_t> state) {
     const std::vector<std::uint8_t> token_bytes = TokenBytes(tokens);
     std::vector<std::uint8_t> out(kSnapshotHeaderBytes);
     std::memcpy(out.data(), kMagic.data(), kMagic.size());
@@ -73,8 +75,29 @@ std::vector<std::uint8_t> EncodeSnapshot(std::uint64_t session,
     Put64(&out[80], 0);
     Put64(&out[88], Xxh64(std::span(out.data(), 88)));
     out.insert(out.end(), token_bytes.begin(), token_bytes.end());
+    return out;
+}
+
+std::vector<std::uint8_t> EncodeSnapshot(std::uint64_t session,
+                                         const SnapshotExpectation& made_by,
+                                         std::uint64_t log_version,
+                                         std::span<const Token> tokens,
+                                         std::span<const std::uint8_t> state) {
+    std::vector<std::uint8_t> out =
+        EncodeSnapshotHead(session, made_by, log_version, tokens, state);
     out.insert(out.end(), state.begin(), state.end());
     return out;
+}
+
+Status WriteSnapshotFile(const std::filesystem::path& path,
+                         std::uint64_t session,
+                         const SnapshotExpectation& made_by,
+                         std::uint64_t log_version,
+                         std::span<const Token> tokens,
+                         std::span<const std::uint8_t> state) {
+    const std::vector<std::uint8_t> head =
+        EncodeSnapshotHead(session, made_by, log_version, tokens, state);
+    return WriteFileAtomic(path, {head, state});
 }
 
 Result<SnapshotHeader> ParseSnapshotHeader(std::span<const std::uint8_t> bytes,
@@ -116,13 +139,9 @@ Result<SnapshotHeader> ParseSnapshotHeader(std::span<const std::uint8_t> bytes,
     return h;
 }
 
-Result<Snapshot> DecodeSnapshot(std::span<const std::uint8_t> bytes,
-                                const SnapshotExpectation& expect) {
-    auto header = ParseSnapshotHeader(bytes, bytes.size());
-    if (!header.ok()) {
-        return header.status();
-    }
-    const SnapshotHeader& h = *header;
+namespace {
+
+Status CheckCompatible(const SnapshotHeader& h, const SnapshotExpectation& expect) {
     if (h.model_fingerprint != expect.model_fingerprint) {
         return InvalidArgument("made with another model (fingerprint differs)");
     }
@@ -131,21 +150,81 @@ Result<Snapshot> DecodeSnapshot(std::span<const std::uint8_t> bytes,
             "made with other KV settings (context size, cache types or "
             "flash attention differ)");
     }
-    const auto token_bytes = bytes.subspan(kSnapshotHeaderBytes, 4 * h.n_tokens);
-    const auto state = bytes.subspan(kSnapshotHeaderBytes + 4 * h.n_tokens);
+    return Status::Ok();
+}
+
+Result<Tokens> DecodeTokens(const SnapshotHeader& h, std::span<const std::uint8_t> token_bytes) {
     if (Xxh64(token_bytes) != h.tokens_checksum) {
         return InvalidArgument("the tokens fail their checksum (corrupted)");
+    }
+    Tokens tokens(h.n_tokens);
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+        tokens[i] = static_cast<Token>(Get32(token_bytes.data() + 4 * i));
+    }
+    return tokens;
+}
+
+}  // namespace
+
+Result<Snapshot> DecodeSnapshot(std::span<const std::uint8_t> bytes,
+                                const SnapshotExpectation& expect) {
+    auto header = ParseSnapshotHeader(bytes, bytes.size());
+    if (!header.ok()) {
+        return header.status();
+    }
+    const SnapshotHeader& h = *header;
+    KV_RETURN_IF_ERROR(CheckCompatible(h, expect));
+    const auto state = bytes.subspan(kSnapshotHeaderBytes + 4 * h.n_tokens);
+    auto tokens = DecodeTokens(h, bytes.subspan(kSnapshotHeaderBytes, 4 * h.n_tokens));
+    if (!tokens.ok()) {
+        return tokens.status();
     }
     if (Xxh64(state) != h.state_checksum) {
         return InvalidArgument("the sequence state fails its checksum (corrupted)");
     }
     Snapshot s;
     s.header = h;
-    s.tokens.resize(h.n_tokens);
-    for (std::size_t i = 0; i < s.tokens.size(); ++i) {
-        s.tokens[i] = static_cast<Token>(Get32(token_bytes.data() + 4 * i));
-    }
+    s.tokens = std::move(tokens).value();
     s.state.assign(state.begin(), state.end());
+    return s;
+}
+
+Result<Snapshot> ReadSnapshotFile(const std::filesystem::path& path,
+                                  const SnapshotExpectation& expect,
+                                  bool with_state) {
+    if (with_state) {
+        auto bytes = ReadWholeFile(path);
+        if (!bytes.ok()) {
+            return bytes.status();
+        }
+        return DecodeSnapshot(*bytes, expect);
+    }
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(path, ec);
+    std::ifstream in(path, std::ios::binary);
+    if (ec || !in) {
+        return NotFound("cannot open " + path.string());
+    }
+    std::vector<std::uint8_t> head(std::min<std::uintmax_t>(size, kSnapshotHeaderBytes));
+    in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+    auto header = ParseSnapshotHeader(head, size);
+    if (!header.ok()) {
+        return header.status();
+    }
+    KV_RETURN_IF_ERROR(CheckCompatible(*header, expect));
+    std::vector<std::uint8_t> token_bytes(4 * header->n_tokens);
+    in.read(reinterpret_cast<char*>(token_bytes.data()),
+            static_cast<std::streamsize>(token_bytes.size()));
+    if (!in) {
+        return Internal("cannot read the tokens of " + path.string());
+    }
+    auto tokens = DecodeTokens(*header, token_bytes);
+    if (!tokens.ok()) {
+        return tokens.status();
+    }
+    Snapshot s;
+    s.header = *header;
+    s.tokens = std::move(tokens).value();
     return s;
 }
 

@@ -22,6 +22,7 @@
 #include "common/file_io.h"  // WriteFileAtomic, ReadWholeFile: how snapshot files are written
 #include "common/status.h"
 #include "common/tokens.h"
+#include "session/session.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -51,6 +52,14 @@ struct Snapshot {
     std::vector<std::uint8_t> state;
 };
 
+// A session's tokens and sequence state at an append boundary: a snapshot's content.
+struct SessionCapture {
+    SessionId id = 0;
+    std::uint64_t version = 0;  // the log version the state covers
+    Tokens tokens;
+    std::vector<std::uint8_t> state;  // the llama_state_seq_get_data blob
+};
+
 // What a loader expects: the loaded model's and context's fingerprints.
 struct SnapshotExpectation {
     std::uint64_t model_fingerprint = 0;
@@ -67,6 +76,15 @@ std::vector<std::uint8_t> EncodeSnapshot(std::uint64_t session,
                                          std::span<const Token> tokens,
                                          std::span<const std::uint8_t> state);
 
+// Writes a snapshot file atomically (WriteFileAtomic) without copying the state. kInternal with
+// the step and errno text on failure; the previous file, if any, is then intact.
+Status WriteSnapshotFile(const std::filesystem::path& path,
+                         std::uint64_t session,
+                         const SnapshotExpectation& made_by,
+                         std::uint64_t log_version,
+                         std::span<const Token> tokens,
+                         std::span<const std::uint8_t> state);
+
 // Parses and checks the first kSnapshotHeaderBytes of `bytes` (magic, version, header size,
 // header checksum, sizes that fit `file_bytes`). kInvalidArgument with what is wrong.
 Result<SnapshotHeader> ParseSnapshotHeader(std::span<const std::uint8_t> bytes,
@@ -76,5 +94,12 @@ Result<SnapshotHeader> ParseSnapshotHeader(std::span<const std::uint8_t> bytes,
 // kInvalidArgument naming which), payload checksums. Never trusts a field before checking it.
 Result<Snapshot> DecodeSnapshot(std::span<const std::uint8_t> bytes,
                                 const SnapshotExpectation& expect);
+
+// Reads and checks a snapshot file: everything DecodeSnapshot checks. With `with_state` false
+// only the header and the tokens are read and checked (`state` stays empty): a loader that reads
+// the state later checks it then. kNotFound when the file cannot be opened.
+Result<Snapshot> ReadSnapshotFile(const std::filesystem::path& path,
+                                  const SnapshotExpectation& expect,
+                                  bool with_state);
 
 }  // namespace kvs

@@ -148,6 +148,45 @@ Status Store::Exec(const char* sql) {
 
 Status Store::PutSession(const StoredSession& s) {
     std::lock_guard lock(db_mu_);
+    return WriteSession(s);
+}
+
+Status Store::DeleteSession(SessionId id) {
+    std::lock_guard lock(db_mu_);
+    return EraseSession(id);
+}
+
+Status Store::PutFlash(SessionId session, const StoredFlash& f) {
+    std::lock_guard lock(db_mu_);
+    return WriteFlash(session, f);
+}
+
+Status Store::DeleteFlash(SessionId session, std::uint64_t flash) {
+    std::lock_guard lock(db_mu_);
+    return EraseFlash(session, flash);
+}
+
+void Store::PutSession(StoredSession s, std::function<void(Status)> done) {
+    Queue([this, s = std::move(s)] { return WriteSession(s); }, std::move(done));
+}
+
+void Store::DeleteSession(SessionId id, std::function<void(Status)> done) {
+    Queue([this, id] { return EraseSession(id); }, std::move(done));
+}
+
+void Store::PutFlash(SessionId session, StoredFlash f, std::function<void(Status)> done) {
+    Queue([this, session, f = std::move(f)] { return WriteFlash(session, f); }, std::move(done));
+}
+
+void Store::DeleteFlash(SessionId session, std::uint64_t flash, std::function<void(Status)> done) {
+    Queue([this, session, flash] { return EraseFlash(session, flash); }, std::move(done));
+}
+
+void Store::Append(LogEntry entry, std::function<void(Status)> done) {
+    Queue([this, e = std::move(entry)] { return WriteEntry(e); }, std::move(done));
+}
+
+Status Store::WriteSession(const StoredSession& s) {
     Stmt st(db_,
             "INSERT OR REPLACE INTO sessions (id, tenant, prefix, roll, max_context, settings) "
             "VALUES (?, ?, ?, ?, ?, ?)");
@@ -160,11 +199,16 @@ Status Store::PutSession(const StoredSession& s) {
     st.Bind(4, std::int64_t{s.roll ? 1 : 0});
     st.Bind(5, std::int64_t{s.max_context});
     st.Bind(6, s.settings);
-    return st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "write a session");
+    if (st.Step() != SQLITE_DONE) {
+        return SqlError(db_, "write a session");
+    }
+    for (const StoredFlash& f : s.flash) {
+        KV_RETURN_IF_ERROR(WriteFlash(s.id, f));
+    }
+    return Status::Ok();
 }
 
-Status Store::DeleteSession(SessionId id) {
-    std::lock_guard lock(db_mu_);
+Status Store::EraseSession(SessionId id) {
     for (const char* sql :
          {"DELETE FROM log WHERE session = ?", "DELETE FROM flash WHERE session = ?",
           "DELETE FROM sessions WHERE id = ?"}) {
@@ -177,8 +221,7 @@ Status Store::DeleteSession(SessionId id) {
     return Status::Ok();
 }
 
-Status Store::PutFlash(SessionId session, const StoredFlash& f) {
-    std::lock_guard lock(db_mu_);
+Status Store::WriteFlash(SessionId session, const StoredFlash& f) {
     Stmt st(db_,
             "INSERT OR REPLACE INTO flash (session, id, question, max_tokens, temperature, top_p, "
             "top_k, seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
@@ -193,18 +236,26 @@ Status Store::PutFlash(SessionId session, const StoredFlash& f) {
     return st.ok() && st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "write a question");
 }
 
-Status Store::DeleteFlash(SessionId session, std::uint64_t flash) {
-    std::lock_guard lock(db_mu_);
+Status Store::EraseFlash(SessionId session, std::uint64_t flash) {
     Stmt st(db_, "DELETE FROM flash WHERE session = ? AND id = ?");
     st.Bind(1, static_cast<std::int64_t>(session));
     st.Bind(2, static_cast<std::int64_t>(flash));
     return st.ok() && st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "delete a question");
 }
 
-void Store::Append(LogEntry entry, std::function<void(Status)> done) {
+Status Store::WriteEntry(const LogEntry& e) {
+    Stmt st(db_, "INSERT INTO log (session, version, text) VALUES (?, ?, ?)");
+    st.Bind(1, static_cast<std::int64_t>(e.session));
+    st.Bind(2, static_cast<std::int64_t>(e.version));
+    st.Bind(3, e.text);
+    return st.ok() && st.Step() == SQLITE_DONE ? Status::Ok()
+                                               : SqlError(db_, "write to the data log");
+}
+
+void Store::Queue(std::function<Status()> write, std::function<void(Status)> done) {
     {
         std::lock_guard lock(queue_mu_);
-        queue_.push_back({std::move(entry), std::move(done)});
+        queue_.push_back({std::move(write), std::move(done)});
     }
     queue_cv_.notify_one();
 }
@@ -249,20 +300,14 @@ Status Store::CommitBatch(const std::deque<Pending>& batch) {
         return st;
     };
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
-        return fail("begin a log transaction");
-    }
-    Stmt st(db_, "INSERT INTO log (session, version, text) VALUES (?, ?, ?)");
-    if (!st.ok()) {
-        return fail("prepare a log write");
+        return fail("begin a transaction");
     }
     for (const Pending& p : batch) {
-        st.Bind(1, static_cast<std::int64_t>(p.entry.session));
-        st.Bind(2, static_cast<std::int64_t>(p.entry.version));
-        st.Bind(3, p.entry.text);
-        if (st.Step() != SQLITE_DONE) {
-            return fail("write to the data log");
+        if (Status st = p.write(); !st.ok()) {
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            stats_.n_failed += batch.size();
+            return st;
         }
-        st.Reset();
     }
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
         return fail("commit the data log");
@@ -316,15 +361,19 @@ Result<std::vector<StoredSession>> Store::LoadSessions() {
     return out;
 }
 
-Result<std::vector<LogEntry>> Store::LoadLog(SessionId session, std::uint64_t after_version) {
+Result<std::vector<LogEntry>> Store::LoadLog(SessionId session,
+                                             std::uint64_t after_version,
+                                             std::size_t limit) {
     std::lock_guard lock(db_mu_);
     Stmt st(db_,
-            "SELECT version, text FROM log WHERE session = ? AND version > ? ORDER BY version");
+            "SELECT version, text FROM log WHERE session = ? AND version > ? ORDER BY version "
+            "LIMIT ?");
     if (!st.ok()) {
         return SqlError(db_, "read the data log");
     }
     st.Bind(1, static_cast<std::int64_t>(session));
     st.Bind(2, static_cast<std::int64_t>(after_version));
+    st.Bind(3, limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(limit));
     std::vector<LogEntry> out;
     while (st.Step() == SQLITE_ROW) {
         out.push_back({session, static_cast<std::uint64_t>(st.Int(0)), st.Text(1)});

@@ -1,13 +1,14 @@
 #pragma once
-// The durable store of sessions (groundwork for durable sessions; not yet wired into the
-// server): one SQLite database in WAL mode holding session settings and ownership, registered
-// flash questions, and the data log (every acknowledged append, in version order).
+// The durable store of sessions: one SQLite database in WAL mode holding session settings and
+// ownership, registered flash questions, and the data log (every acknowledged append, in version
+// order).
 //
-// Group commit: Append queues an entry and returns; one writer thread commits whatever is queued
-// in a single transaction (one sync for the batch) and then calls each entry's `done` with the
-// outcome, in queue order. An entry is acknowledged (done(Ok)) only after its transaction is
-// durable under the sync policy. A failed commit (disk full, I/O error, read-only file) fails
-// every entry of the batch with the same clear error and writes none of them.
+// Group commit: Append (and the queued forms of the session and question writes) queue a write
+// and return; one writer thread commits whatever is queued in a single transaction (one sync for
+// the batch), in queue order, and then calls each write's `done` with the outcome, in queue
+// order. A write is acknowledged (done(Ok)) only after its transaction is durable under the sync
+// policy. A failed write or commit (disk full, I/O error, read-only file) fails every write of
+// the batch with the same clear error and keeps none of them.
 //
 // Thread-safety: every method may be called from any thread (one connection, one mutex; the
 // writer thread takes it per batch). `done` runs on the writer thread: keep it quick.
@@ -86,11 +87,18 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    // Sessions and flash questions: each call is one synchronous transaction.
-    Status PutSession(const StoredSession& session);  // insert or replace (flash not touched)
-    Status DeleteSession(SessionId id);               // the session, its log and its questions
+    // Sessions and flash questions, synchronously: each call is one transaction.
+    // Insert or replace; the questions in `session.flash` are written too (others are kept).
+    Status PutSession(const StoredSession& session);
+    Status DeleteSession(SessionId id);  // the session, its log and its questions
     Status PutFlash(SessionId session, const StoredFlash& flash);
     Status DeleteFlash(SessionId session, std::uint64_t flash);
+
+    // The same, queued with the log (group commit, in order with appends).
+    void PutSession(StoredSession session, std::function<void(Status)> done);
+    void DeleteSession(SessionId id, std::function<void(Status)> done);
+    void PutFlash(SessionId session, StoredFlash flash, std::function<void(Status)> done);
+    void DeleteFlash(SessionId session, std::uint64_t flash, std::function<void(Status)> done);
 
     // The data log, group-committed (see above). `version` must grow per session.
     void Append(LogEntry entry, std::function<void(Status)> done);
@@ -101,19 +109,29 @@ public:
     // Reading at start: every session with its flash questions, and a session's log entries
     // after `after_version`, in version order.
     Result<std::vector<StoredSession>> LoadSessions();
-    Result<std::vector<LogEntry>> LoadLog(SessionId session, std::uint64_t after_version);
+    // `limit` > 0: at most that many entries.
+    Result<std::vector<LogEntry>> LoadLog(SessionId session,
+                                          std::uint64_t after_version,
+                                          std::size_t limit = 0);
 
     StoreStats stats() const;
 
 private:
     struct Pending {
-        LogEntry entry;
+        std::function<Status()> write;  // runs inside the batch's transaction, db_mu_ held
         std::function<void(Status)> done;
     };
 
     explicit Store(sqlite3* db);
     void WriterLoop();
     Status CommitBatch(const std::deque<Pending>& batch);
+    void Queue(std::function<Status()> write, std::function<void(Status)> done);
+    // The writes themselves; db_mu_ held.
+    Status WriteSession(const StoredSession& s);
+    Status EraseSession(SessionId id);
+    Status WriteFlash(SessionId session, const StoredFlash& f);
+    Status EraseFlash(SessionId session, std::uint64_t flash);
+    Status WriteEntry(const LogEntry& e);
     Status Exec(const char* sql);
 
     sqlite3* db_;

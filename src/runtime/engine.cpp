@@ -103,6 +103,7 @@ Engine::Engine(EngineOptions options,
     if (options_.prefill_chunk_tokens == 0) {
         options_.prefill_chunk_tokens = context_->n_batch();
     }
+    identity_ = {model_->Fingerprint(), context_->KvFingerprint()};
 }
 
 Session* Engine::FindSession(SessionId id) {
@@ -143,8 +144,11 @@ Result<SessionId> Engine::TryCreateSession(const SessionOptions& options) {
                                                           std::to_string(options_.max_sessions) +
                                                           " sessions; close one first");
     }
+    if (options.id > 0 && sessions_.contains(options.id)) {
+        return InvalidArgument("session " + std::to_string(options.id) + " exists already");
+    }
     Session s;
-    s.id = next_session_;
+    s.id = options.id > 0 ? options.id : next_session_;
     s.tenant = options.tenant;
     s.on_full = options.on_full;
     s.n_ctx = context_->n_ctx_seq();
@@ -171,7 +175,8 @@ Result<SessionId> Engine::TryCreateSession(const SessionOptions& options) {
         s.tokens = std::move(prefix).value();
         s.n_prefix_tokens = s.n_tokens();
     }
-    const SessionId id = next_session_++;
+    const SessionId id = s.id;
+    next_session_ = std::max(next_session_, id + 1);
     sessions_.emplace(id, std::move(s));
     board_.AddSession(id, options.tenant, 0);
     for (const FlashOptions& f : options.flash) {  // all or nothing
@@ -211,6 +216,7 @@ Status Engine::CloseSession(SessionId id) {
     }
     ReleaseTemplate(*s);
     park_->Erase(id);
+    saved_.erase(id);
     sessions_.erase(id);
     return Status::Ok();
 }
@@ -233,6 +239,7 @@ Result<SessionInfo> Engine::Info(SessionId id) const {
     i.n_cached = s->resident() ? context_->SeqPosMax(s->seq) + 1 : 0;
     i.resident = s->resident();
     i.n_dropped_tokens = s->n_dropped_tokens;
+    i.snapshot_version = s->snapshot_version;
     if (auto f = flash_.find(id); f != flash_.end()) {
         i.n_flash = static_cast<int>(f->second.size());
         i.n_flash_stale =
@@ -258,7 +265,9 @@ std::vector<SessionId> Engine::SessionIds() const {
     return ids;
 }
 
-Result<AppendResult> Engine::TrySubmitAppend(SessionId id, std::string_view text) {
+Result<AppendResult> Engine::TrySubmitAppend(SessionId id,
+                                             std::string_view text,
+                                             const AppendOptions& how) {
     Session* s = FindSession(id);
     if (s == nullptr) {
         return NotFound("unknown session " + std::to_string(id));
@@ -271,7 +280,7 @@ Result<AppendResult> Engine::TrySubmitAppend(SessionId id, std::string_view text
     if (!tokens.ok()) {
         return tokens.status();
     }
-    return QueueAppend(*s, std::move(tokens).value());
+    return QueueAppend(*s, std::move(tokens).value(), how);
 }
 
 Result<AppendResult> Engine::TrySubmitAppendTokens(SessionId id, Tokens tokens) {
@@ -290,7 +299,12 @@ Result<AppendResult> Engine::TrySubmitAppendTokens(SessionId id, Tokens tokens) 
     return QueueAppend(*s, std::move(tokens));
 }
 
-Result<AppendResult> Engine::QueueAppend(Session& s, Tokens tokens) {
+Result<AppendResult> Engine::QueueAppend(Session& s, Tokens tokens, const AppendOptions& how) {
+    if (how.version > 0 && how.version <= s.accepted_version) {
+        return InvalidArgument("version " + std::to_string(how.version) +
+                               " does not follow the accepted version " +
+                               std::to_string(s.accepted_version));
+    }
     const int n_new = static_cast<int>(tokens.size());
     if (s.on_full == OnFull::kReject && n_new > s.room() - s.n_pending_tokens) {
         Session shadow = s;  // the message counts queued tokens as used
@@ -302,9 +316,9 @@ Result<AppendResult> Engine::QueueAppend(Session& s, Tokens tokens) {
                            " tokens; the rolling window after the prefix holds " +
                            std::to_string(s.n_ctx - s.n_prefix_tokens));
     }
-    s.accepted_version += 1;
+    s.accepted_version = how.version > 0 ? how.version : s.accepted_version + 1;
     s.n_pending_tokens += n_new;
-    s.pending.push_back({std::move(tokens), s.accepted_version, 0});
+    s.pending.push_back({std::move(tokens), s.accepted_version, 0, how.held});
     OnAccepted(s);
     return AppendResult{n_new, s.n_tokens() + s.n_pending_tokens, s.accepted_version};
 }
@@ -394,8 +408,10 @@ Result<SessionId> Engine::CreateSession(const SessionOptions& options) {
     return result;
 }
 
-Result<AppendResult> Engine::SubmitAppend(SessionId id, std::string_view text) {
-    auto result = TrySubmitAppend(id, text);
+Result<AppendResult> Engine::SubmitAppend(SessionId id,
+                                          std::string_view text,
+                                          const AppendOptions& how) {
+    auto result = TrySubmitAppend(id, text, how);
     CountRefusal(result.status());
     return result;
 }
@@ -423,7 +439,7 @@ bool Engine::HasWork() const {
         return true;
     }
     return std::any_of(sessions_.begin(), sessions_.end(),
-                       [](const auto& kv) { return !kv.second.pending.empty(); });
+                       [](const auto& kv) { return kv.second.n_ready_tokens() > 0; });
 }
 
 std::vector<FinishedQuery> Engine::TakeFinished() {

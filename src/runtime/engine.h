@@ -29,6 +29,7 @@
 #include "engine/batch.h"
 #include "engine/context.h"
 #include "engine/model.h"
+#include "persist/snapshot.h"
 #include "query/flash.h"
 #include "query/flash_board.h"
 #include "query/query.h"
@@ -41,6 +42,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -79,6 +81,9 @@ struct EngineOptions {
     int max_flash_per_session = 32;  // registered questions per session
     int flash_max_running = 8;       // evaluations running at once (one per session at most)
     double flash_max_share = 0.5;    // most engine (wall-clock) time for flash work, (0, 1]
+    // Durable sessions: when parking a session whose snapshot is older than its version, keep a
+    // copy of its state for TakeParkCaptures (the runtime writes it as a snapshot).
+    bool capture_on_park = false;
 };
 
 struct SessionOptions {
@@ -87,6 +92,24 @@ struct SessionOptions {
     TenantId tenant = 0;
     std::vector<FlashOptions> flash{};  // questions registered at creation (all or nothing)
     int max_context = 0;                // tokens the session may hold; 0 (or more): a whole slot
+    SessionId id = 0;                   // > 0: this id (restoring stored sessions); 0: the next
+    std::string settings{};             // opaque to the engine: the caller's own settings, kept
+                                        // with the session by the durable store
+};
+
+// How an append is queued.
+struct AppendOptions {
+    bool held = false;          // not ingested until ConfirmAppend (it is being made durable)
+    std::uint64_t version = 0;  // > 0: the version it produces (replaying a data log); must
+                                // exceed the session's accepted version
+};
+
+// A session to adopt from a snapshot file at start: its tokens (read and checked) and the file
+// whose sequence state is loaded, and checked again, when the session first needs a slot.
+struct SavedSession {
+    Tokens tokens;
+    std::uint64_t version = 0;
+    std::filesystem::path file;
 };
 
 struct SessionInfo {
@@ -104,6 +127,7 @@ struct SessionInfo {
     std::uint64_t n_dropped_tokens = 0;  // rolled out of the window (on_full = roll)
     int n_flash = 0;                     // registered flash questions
     int n_flash_stale = 0;               // of those, without a result for accepted_version
+    std::uint64_t snapshot_version = 0;  // the version its last snapshot covers (0: none)
 };
 
 struct AppendResult {
@@ -253,7 +277,18 @@ public:
     // Validates, tokenizes and queues an append; returns at once with the version it will
     // produce. Errors: kNotFound, kInvalidArgument (empty, invalid UTF-8), kTooLarge,
     // kContextFull (on_full = reject: the session could not hold it with what is queued).
-    Result<AppendResult> SubmitAppend(SessionId id, std::string_view text);
+    Result<AppendResult> SubmitAppend(SessionId id,
+                                      std::string_view text,
+                                      const AppendOptions& how = {});
+
+    // A held append is durable: it may be ingested. kNotFound when the session or the held
+    // append is gone.
+    Status ConfirmAppend(SessionId id, std::uint64_t version);
+
+    // A held append could not be recorded: it leaves the queue as if never accepted (when it is
+    // the last one accepted its version is given out again); queries that waited for it wait no
+    // longer. kNotFound when the session or the held append is gone.
+    Status RevokeAppend(SessionId id, std::uint64_t version);
 
     // Already tokenized data (no BOS); kInvalidArgument for an empty list or a token outside the
     // vocabulary.
@@ -294,6 +329,23 @@ public:
     // `parse_special`: read special-token markup (prompts rendered by a chat template).
     Result<Tokens> TokenizeContext(std::string_view text, bool parse_special = false) const;
 
+    // ---- Durable sessions (engine_durable.cpp) -------------------------------------------
+    // A stored session restored at start from its snapshot: parked, its state still in `saved.file`
+    // (read and checked when it first needs a slot; a bad state then re-prefills its tokens).
+    // Errors as CreateSession, and kInvalidArgument when the tokens do not start with the
+    // prefix's.
+    Result<SessionId> AdoptSession(const SessionOptions& options, SavedSession saved);
+
+    // The session's tokens and state now, when it is resident, holds no running query or flash
+    // evaluation and no half-ingested append; else nothing. Marks the session's snapshot version.
+    std::optional<SessionCapture> Capture(SessionId id);
+
+    // States copied while parking sessions (capture_on_park), taken out.
+    std::vector<SessionCapture> TakeParkCaptures();
+
+    // What snapshot files made by this engine carry and what it accepts.
+    const SnapshotExpectation& snapshot_identity() const { return identity_; }
+
     // Parks / restores a session now (tests, tools). kNotFound; kResourceExhausted when busy.
     Status Park(SessionId id);
     Status Restore(SessionId id);
@@ -306,7 +358,8 @@ public:
     // Registers a question; it is evaluated at the session's current version in idle time.
     // Errors: kNotFound, kInvalidArgument, kResourceExhausted (max_flash_per_session),
     // kContextFull (question + max_tokens can never fit the session's slot).
-    Result<FlashId> AddFlash(SessionId id, const FlashOptions& options);
+    // `forced` > 0: this id (restoring stored questions).
+    Result<FlashId> AddFlash(SessionId id, const FlashOptions& options, FlashId forced = 0);
 
     // Stops evaluating a question (a running evaluation is rolled back). kNotFound.
     Status RemoveFlash(SessionId id, FlashId flash);
@@ -376,15 +429,18 @@ private:
 
     // The Submit*/CreateSession bodies; the public names count refusals by reason.
     Result<SessionId> TryCreateSession(const SessionOptions& options);
-    Result<AppendResult> TrySubmitAppend(SessionId id, std::string_view text);
+    Result<AppendResult> TrySubmitAppend(SessionId id,
+                                         std::string_view text,
+                                         const AppendOptions& how);
     Result<AppendResult> TrySubmitAppendTokens(SessionId id, Tokens tokens);
     Result<QueryId> TrySubmitQuery(SessionId id, const QueryOptions& options);
     Result<QueryId> TrySubmitStateless(Tokens context, const QueryOptions& options);
     Session* FindSession(SessionId id);
     const Session* FindSession(SessionId id) const;
     Status ValidateText(std::string_view text, const char* what) const;
-    Result<AppendResult> QueueAppend(Session& s, Tokens tokens);
-    QueryId QueueQuery(QueryJob job);  // stamps arrival and puts it in the waiting queue
+    Result<AppendResult> QueueAppend(Session& s, Tokens tokens, const AppendOptions& how = {});
+    Status LoadSavedState(Session& s);  // the adopted snapshot's state into s.seq
+    QueryId QueueQuery(QueryJob job);   // stamps arrival and puts it in the waiting queue
     Status RunUntil(const std::function<bool()>& done);
 
     // Step phases (engine_step.cpp).
@@ -478,6 +534,9 @@ private:
     std::uint64_t tick_ = 0;     // arrival order and LRU clock
     double decode_step_ms_ = 0;  // EWMA of decode-only steps (the auto latency target's base)
     int n_starved_steps_ = 0;    // consecutive steps whose ingest the target cut below the minimum
+    std::map<SessionId, SavedSession> saved_;  // adopted, state not yet loaded (tokens moved out)
+    std::vector<SessionCapture> park_captures_;
+    SnapshotExpectation identity_;
     MetricsRegistry metrics_;
     StepMetrics step_metrics_{metrics_};
 };

@@ -40,7 +40,7 @@ Result<Engine::FlashQuestion> Engine::MakeFlashQuestion(const Session& s,
     return q;
 }
 
-Result<FlashId> Engine::AddFlash(SessionId id, const FlashOptions& options) {
+Result<FlashId> Engine::AddFlash(SessionId id, const FlashOptions& options, FlashId forced) {
     const Session* s = FindSession(id);
     if (s == nullptr) {
         return NotFound("unknown session " + std::to_string(id));
@@ -66,7 +66,8 @@ Result<FlashId> Engine::AddFlash(SessionId id, const FlashOptions& options) {
             return st;
         }
     }
-    q->id = next_flash_++;
+    q->id = forced > 0 ? forced : next_flash_;
+    next_flash_ = std::max(next_flash_, q->id + 1);
     board_.AddQuestion(id, q->id, q->options);
     list.push_back(std::move(q).value());
     RecordFlashGauges();

@@ -182,7 +182,7 @@ std::vector<WorkItem> Engine::CollectWork() const {
         work.push_back({id, kind, n, job.arrival, 0});
     }
     for (const auto& [id, s] : sessions_) {
-        if (!s.resident() || s.busy() || s.pending.empty()) {
+        if (!s.resident() || s.busy() || s.n_ready_tokens() == 0) {
             continue;
         }
         if (QueryWaitsFor(id)) {
@@ -194,7 +194,7 @@ std::vector<WorkItem> Engine::CollectWork() const {
             }
             continue;
         }
-        const int n = std::min(s.n_pending_tokens, options_.prefill_chunk_tokens);
+        const int n = std::min(s.n_ready_tokens(), options_.prefill_chunk_tokens);
         work.push_back({id, WorkKind::kIngest, n, s.last_used, s.tenant});
     }
     return work;
@@ -208,7 +208,7 @@ int Engine::CatchUpTokens(const Session& s) const {
         }
         int n = 0;  // up to the target version, and at least to the end of a half-ingested append
         for (const PendingAppend& a : s.pending) {
-            if (a.version > job.target_version && (n > 0 || a.n_done == 0)) {
+            if (a.held || (a.version > job.target_version && (n > 0 || a.n_done == 0))) {
                 break;
             }
             n += static_cast<int>(a.tokens.size()) - a.n_done;
@@ -258,7 +258,7 @@ int Engine::AddIngest(Session& s, int n_tokens) {
     IngestMark mark{s.id, s.n_tokens(), {}};
     int added = 0;
     for (PendingAppend& a : s.pending) {
-        if (added == n_tokens) {
+        if (added == n_tokens || a.held) {
             break;
         }
         mark.n_done_before.push_back(a.n_done);

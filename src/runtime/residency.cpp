@@ -41,12 +41,18 @@ Status Engine::MakeResident(Session& s) {
     }
     s.seq = *seq;
     s.resident_since = tick_;
-    if (!park_->Contains(s.id)) {
+    const bool adopted = saved_.contains(s.id);  // restored from a snapshot at start
+    if (!park_->Contains(s.id) && !adopted) {
         return Status::Ok();  // a new session: nothing to restore
     }
     const auto started = Clock::now();
-    auto blob = park_->Take(s.id);
-    Status restored = blob.ok() ? context_->RestoreSequence(s.seq, *blob) : blob.status();
+    Status restored;
+    if (adopted) {
+        restored = LoadSavedState(s);
+    } else {
+        auto blob = park_->Take(s.id);
+        restored = blob.ok() ? context_->RestoreSequence(s.seq, *blob) : blob.status();
+    }
     if (!restored.ok()) {
         // The saved state is gone or unusable: rebuild the cache from the session's tokens.
         std::fprintf(
@@ -78,7 +84,12 @@ Status Engine::ParkSession(Session& s) {
     }
     KV_CHECK(s.resident() && !s.busy(), "parking a session that is not idle and resident");
     const auto started = Clock::now();
-    KV_RETURN_IF_ERROR(park_->Put(s.id, context_->SaveSequence(s.seq)));
+    std::vector<std::uint8_t> blob = context_->SaveSequence(s.seq);
+    if (options_.capture_on_park && s.version > s.snapshot_version && s.at_boundary()) {
+        park_captures_.push_back({s.id, s.version, s.tokens, blob});
+        s.snapshot_version = s.version;
+    }
+    KV_RETURN_IF_ERROR(park_->Put(s.id, std::move(blob)));
     context_->ClearSequence(s.seq);
     slots_.Release(s.seq);
     s.seq = -1;
@@ -141,7 +152,7 @@ void Engine::RestoreWaiting() {
     // Then parked sessions with queued appends, least recently served first.
     std::vector<Session*> parked;
     for (auto& [id, s] : sessions_) {
-        if (!s.resident() && !s.pending.empty()) {
+        if (!s.resident() && s.n_ready_tokens() > 0) {
             parked.push_back(&s);
         }
     }

@@ -1,92 +1,14 @@
 #include "runtime/runtime.h"
 
+#include "runtime/runtime_state.h"
+
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <vector>
 
 namespace kvs {
-
-// Everything below is touched only by the engine thread.
-struct Runtime::State {
-    struct PendingQuery {
-        TenantId tenant = 0;
-        Reply<Result<Answer>> reply;
-    };
-
-    struct AppendWait {
-        SessionId session = 0;
-        std::uint64_t version = 0;
-        AppendResult result;
-        Reply<Result<AppendResult>> reply;
-    };
-
-    std::unique_ptr<Engine> engine;
-    EventHub* hub = nullptr;
-    TenantLimits limits;
-    bool stopping = false;
-    std::map<TenantId, int> n_sessions;
-    std::map<TenantId, int> n_queries;
-    std::map<QueryId, PendingQuery> queries;
-    std::vector<AppendWait> append_waits;
-
-    // kNotFound for an unknown session and for another tenant's: the two are indistinguishable.
-    Status Owns(TenantId tenant, SessionId id) const {
-        auto info = engine->Info(id);
-        if (!info.ok() || info->tenant != tenant) {
-            return NotFound("unknown session " + std::to_string(id));
-        }
-        return Status::Ok();
-    }
-
-    Status Stopping() const {
-        return stopping ? Status(StatusCode::kAborted, "the server is shutting down")
-                        : Status::Ok();
-    }
-
-    // Keeps the reply of a queued query until it finishes, or answers a refusal at once.
-    void Track(TenantId tenant, const Result<QueryId>& qid, Reply<Result<Answer>>& reply) {
-        if (!qid.ok()) {
-            reply(qid.status());
-            return;
-        }
-        n_queries[tenant] += 1;
-        queries.emplace(*qid, PendingQuery{tenant, std::move(reply)});
-    }
-
-    // Hands finished queries and ingested appends to their waiters.
-    void Deliver() {
-        for (FinishedQuery& f : engine->TakeFinished()) {
-            auto it = queries.find(f.id);
-            if (it != queries.end()) {
-                n_queries[it->second.tenant] -= 1;
-                auto reply = std::move(it->second.reply);
-                queries.erase(it);
-                reply(std::move(f.answer));
-            }
-        }
-        for (const EngineEvent& e : engine->TakeEvents()) {
-            if (e.kind == EngineEvent::Kind::kIngested) {
-                ResolveAppendWaits(e.session, e.version, Status::Ok());
-            }
-            hub->Publish(e);
-        }
-    }
-
-    void ResolveAppendWaits(SessionId session, std::uint64_t version, const Status& status) {
-        std::erase_if(append_waits, [&](AppendWait& w) {
-            if (w.session != session || w.version > version) {
-                return false;
-            }
-            if (status.ok()) {
-                w.reply(w.result);
-            } else {
-                w.reply(status);
-            }
-            return true;
-        });
-    }
-};
 
 Runtime::Runtime(const RuntimeOptions& options) : options_(options) {}
 
@@ -116,14 +38,51 @@ Runtime::~Runtime() {
 
 void Runtime::EngineThread(std::promise<Status> ready) {
     State state;
+    state.runtime = this;
     state.hub = &hub_;
     state.limits = options_.tenant_limits;
-    auto engine = Engine::Open(options_.engine);
+    EngineOptions engine_options = options_.engine;
+    const bool durable = !options_.durable.data_dir.empty();
+    if (durable) {
+        if (Status st = OpenDurable(state); !st.ok()) {
+            ready.set_value(st);
+            return;
+        }
+        engine_options.capture_on_park = true;
+        if (engine_options.park_dir.empty()) {
+            engine_options.park_dir = options_.durable.data_dir + "/park";
+        }
+    }
+    auto engine = Engine::Open(engine_options);
     if (!engine.ok()) {
         ready.set_value(engine.status());
         return;
     }
     state.engine = std::move(engine).value();
+    if (durable) {
+        MetricsRegistry& m = state.engine->metrics();
+        state.snapshots = std::make_unique<SnapshotWriter>(
+            std::filesystem::path(options_.durable.data_dir) / "snapshots",
+            state.engine->snapshot_identity(), [&m](const SnapshotWritten& w) {
+                if (!w.status.ok()) {
+                    m.GetCounter("kvs_snapshot_failures_total", "Snapshot writes that failed")
+                        .Add();
+                    std::fprintf(stderr,
+                                 "kvstream: snapshot of session %llu failed (%s); its data log "
+                                 "still has everything\n",
+                                 static_cast<unsigned long long>(w.session),
+                                 w.status.ToString().c_str());
+                    return;
+                }
+                m.GetCounter("kvs_snapshots_total", "Snapshot files written").Add();
+                m.GetCounter("kvs_snapshot_bytes_total", "Bytes of snapshot files written")
+                    .Add(w.n_bytes);
+                m.GetHistogram("kvs_snapshot_ms", "Time to write one snapshot file", kMsBuckets)
+                    .Observe(w.ms);
+            });
+        RestoreSessions(state);
+        store_ = state.store.get();
+    }
     metrics_ = &state.engine->metrics();
     board_ = &state.engine->flash_board();
     model_ = &state.engine->model();
@@ -140,6 +99,8 @@ void Runtime::EngineThread(std::promise<Status> ready) {
             };
             if (stalled) {  // e.g. data for a session that cannot get a slot yet: poll, not spin
                 cv_.wait_for(lock, std::chrono::milliseconds(10), can_go);
+            } else if (durable) {  // idle time is when due snapshots are taken
+                cv_.wait_for(lock, std::chrono::milliseconds(250), can_go);
             } else {
                 cv_.wait(lock, can_go);
             }
@@ -162,6 +123,28 @@ void Runtime::EngineThread(std::promise<Status> ready) {
         } catch (const std::exception& e) {
             std::fprintf(stderr, "kvstream: delivering results failed: %s\n", e.what());
         }
+        if (durable) {
+            WriteParkCaptures(state);
+            SnapshotSessions(state, /*all=*/false);
+        }
+    }
+    if (durable) {  // the store's last outcomes reach the engine, then every change is saved
+        state.store->Flush();
+        std::deque<Command> rest;
+        {
+            std::lock_guard lock(mu_);
+            rest.swap(commands_);
+        }
+        for (Command& c : rest) {
+            c(state);
+        }
+        WriteParkCaptures(state);
+        SnapshotSessions(state, /*all=*/true);
+        state.snapshots->Flush();
+    }
+    {
+        std::lock_guard lock(mu_);
+        engine_done_ = true;
     }
     // Shutdown: whatever still waits is told so.
     const Status aborted(StatusCode::kAborted, "the server is shutting down");
@@ -172,6 +155,18 @@ void Runtime::EngineThread(std::promise<Status> ready) {
         w.reply(aborted);
     }
     hub_.CloseAll();
+}
+
+bool Runtime::EnqueueAlways(Command command) {
+    {
+        std::lock_guard lock(mu_);
+        if (engine_done_) {
+            return false;
+        }
+        commands_.push_back(std::move(command));
+    }
+    cv_.notify_one();
+    return true;
 }
 
 bool Runtime::Enqueue(Command command) {
@@ -242,8 +237,14 @@ void Runtime::CreateSession(TenantId tenant,
                 return;
             }
             auto id = s.engine->CreateSession(options);
-            if (id.ok()) {
-                s.n_sessions[options.tenant] += 1;
+            if (!id.ok()) {
+                r(std::move(id));
+                return;
+            }
+            s.n_sessions[options.tenant] += 1;
+            if (s.store) {  // acknowledged once stored
+                s.runtime->StoreCreated(s, *id, options, std::move(r));
+                return;
             }
             r(std::move(id));
         },
@@ -263,6 +264,19 @@ void Runtime::CloseSession(TenantId tenant, SessionId id, Reply<Status> reply) {
                 s.ResolveAppendWaits(id, UINT64_MAX,
                                      Status(StatusCode::kAborted, "the session was closed"));
                 s.hub->CloseSession(id);
+            }
+            if (st.ok() && s.store) {
+                s.snapshots->Remove(id);
+                s.snapshot_marks.erase(id);
+                s.store->DeleteSession(id, [r = std::move(r), id](Status stored) {
+                    r(stored.ok() ? stored
+                                  : Status(StatusCode::kStorage,
+                                           "session " + std::to_string(id) +
+                                               " is closed, but its stored data could not be "
+                                               "deleted (" +
+                                               stored.message() + ")"));
+                });
+                return;
             }
             r(st);
         },
@@ -305,7 +319,12 @@ void Runtime::Append(
         std::move(reply),
         [tenant, id, wait, text = std::move(text)](State& s, Reply<Result<AppendResult>>& r) {
             const Status st = s.Owns(tenant, id);
-            auto result = st.ok() ? s.engine->SubmitAppend(id, text) : Result<AppendResult>(st);
+            auto result = st.ok() ? s.engine->SubmitAppend(id, text, {.held = s.store != nullptr})
+                                  : Result<AppendResult>(st);
+            if (result.ok() && s.store) {  // acknowledged once in the data log
+                s.runtime->StoreAppend(s, id, text, *result, wait, std::move(r));
+                return;
+            }
             if (!result.ok() || !wait) {
                 r(std::move(result));
                 return;
@@ -375,7 +394,23 @@ void Runtime::AddFlash(TenantId tenant,
         std::move(reply),
         [tenant, id, options = std::move(options)](State& s, Reply<Result<FlashId>>& r) {
             const Status st = s.Owns(tenant, id);
-            r(st.ok() ? s.engine->AddFlash(id, options) : Result<FlashId>(st));
+            auto added = st.ok() ? s.engine->AddFlash(id, options) : Result<FlashId>(st);
+            if (!added.ok() || !s.store) {
+                r(std::move(added));
+                return;
+            }
+            s.store->PutFlash(
+                id, ToStored(*added, options),
+                [rt = s.runtime, id, flash = *added, r = std::move(r)](Status stored) {
+                    if (stored.ok()) {
+                        r(flash);
+                        return;
+                    }
+                    rt->EnqueueAlways(
+                        [id, flash](State& state) { (void)state.engine->RemoveFlash(id, flash); });
+                    r(Status(StatusCode::kStorage,
+                             "the question could not be stored (" + stored.message() + ")"));
+                });
         },
         QueueFull());
 }
@@ -384,8 +419,21 @@ void Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash, Reply<St
     Submit<Status>(
         std::move(reply),
         [tenant, id, flash](State& s, Reply<Status>& r) {
-            const Status st = s.Owns(tenant, id);
-            r(st.ok() ? s.engine->RemoveFlash(id, flash) : st);
+            Status st = s.Owns(tenant, id);
+            if (st.ok()) {
+                st = s.engine->RemoveFlash(id, flash);
+            }
+            if (!st.ok() || !s.store) {
+                r(st);
+                return;
+            }
+            s.store->DeleteFlash(id, flash, [r = std::move(r)](Status stored) {
+                r(stored.ok() ? stored
+                              : Status(StatusCode::kStorage,
+                                       "the question is removed, but its stored copy could not "
+                                       "be deleted (" +
+                                           stored.message() + ")"));
+            });
         },
         QueueFull());
 }

@@ -16,7 +16,16 @@
 // Tenants: every call names its tenant. A session belongs to the tenant that created it;
 // another tenant gets kNotFound, exactly as for a session that does not exist. Per-tenant
 // limits bound sessions and queued queries (kResourceExhausted).
+//
+// Durable sessions (DurableOptions::data_dir set; runtime/durable.cpp, docs/architecture.md):
+// every session's settings, owner and flash questions and every append are recorded in the
+// store (persist/store.h) before they are acknowledged; an append is held in the engine (not
+// ingested) until its group commit succeeds, and revoked with kStorage when it fails. Snapshots
+// of sessions' KV state are written by a writer thread when a session is parked, periodically,
+// and at shutdown. Start restores every stored session: from its snapshot when that is intact
+// and made by this model and KV settings, else from its data log, then the log after it.
 
+#include "persist/store.h"
 #include "runtime/engine.h"
 #include "runtime/event_hub.h"
 
@@ -24,6 +33,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,8 +46,20 @@ struct TenantLimits {
     int max_queued_queries = 256;  // queued and running, stateful and stateless
 };
 
+struct DurableOptions {
+    std::string data_dir;  // empty: sessions live in memory only
+    SyncPolicy sync = SyncPolicy::kFull;
+    double snapshot_interval_s = 60;   // a resident session's snapshot is refreshed at most this
+    int snapshot_min_tokens = 256;     // often, and once this many tokens came since the last one
+    std::int64_t max_store_pages = 0;  // > 0: caps the store's size (tests: a full disk)
+    // Tenants are stored by name: a session comes back to the tenant of the same name. Ids not
+    // listed are stored as their number; stored names not listed get ids no key maps to.
+    std::map<TenantId, std::string> tenant_names;
+};
+
 struct RuntimeOptions {
     EngineOptions engine;
+    DurableOptions durable;
     std::size_t max_queued_commands = 4096;
     TenantLimits tenant_limits;  // the same for every tenant
 };
@@ -116,6 +138,18 @@ public:
 
     MetricsRegistry& metrics() { return *metrics_; }
 
+    // Sessions restored from the data folder at start, with their settings
+    // (SessionOptions::settings), in id order.
+    const std::vector<std::pair<SessionId, std::string>>& restored() const { return restored_; }
+
+    // The session's data log after `after_version`, at most `limit` entries (0: all), in order.
+    // kNotFound for another tenant's or an unknown session; kUnavailable without a data folder.
+    // Reads the store on the caller's thread.
+    Result<std::vector<LogEntry>> ReadLog(TenantId tenant,
+                                          SessionId id,
+                                          std::uint64_t after_version,
+                                          std::size_t limit) const;
+
     // The loaded model (immutable; tokenizer and chat template reads are safe from any thread).
     const Model& model() const { return *model_; }
 
@@ -126,6 +160,22 @@ private:
     explicit Runtime(const RuntimeOptions& options);
     void EngineThread(std::promise<Status> ready);
     bool Enqueue(Command command);
+    // A follow-up the runtime owes (a store outcome): never refused for a full queue; false
+    // only once the engine thread has stopped taking commands.
+    bool EnqueueAlways(Command command);
+
+    // Durable sessions (durable.cpp), on the engine thread.
+    Status OpenDurable(State& s);
+    void RestoreSessions(State& s);
+    void SnapshotSessions(State& s, bool all);  // the due ones, or all that changed (shutdown)
+    void WriteParkCaptures(State& s);
+    void StoreCreated(State& s, SessionId id, const SessionOptions& o, Reply<Result<SessionId>> r);
+    void StoreAppend(State& s,
+                     SessionId id,
+                     std::string text,
+                     AppendResult accepted,
+                     bool wait,
+                     Reply<Result<AppendResult>> r);
 
     template <typename T>
     // Queues `work`; `reply` gets busy_value when the queue is full. `settled` (optional) runs
@@ -140,10 +190,13 @@ private:
     std::condition_variable cv_;
     std::deque<Command> commands_;        // guarded by mu_
     bool stopping_ = false;               // guarded by mu_
+    bool engine_done_ = false;            // guarded by mu_: the engine thread takes no commands
     MetricsRegistry* metrics_ = nullptr;  // the engine's; set before Start returns
     FlashBoard* board_ = nullptr;         // the engine's; set before Start returns
-    const Model* model_ = nullptr;        // the engine's; set before Start returns
-    Counter* fast_hits_ = nullptr;        // kvs_flash_hits_total
+    Store* store_ = nullptr;              // the durable store, or null; set before Start returns
+    std::vector<std::pair<SessionId, std::string>> restored_;  // set before Start returns
+    const Model* model_ = nullptr;  // the engine's; set before Start returns
+    Counter* fast_hits_ = nullptr;  // kvs_flash_hits_total
     EventHub hub_;
     std::thread thread_;
 };

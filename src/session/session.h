@@ -24,6 +24,7 @@ struct PendingAppend {
     Tokens tokens;
     std::uint64_t version = 0;  // the session version once it is fully in the KV cache
     int n_done = 0;             // tokens already in the KV cache
+    bool held = false;          // not yet durable: neither it nor anything after it may be ingested
 };
 
 struct Session {
@@ -43,6 +44,7 @@ struct Session {
     std::uint64_t n_dropped_tokens = 0;  // data tokens rolled out of the window so far
     std::uint64_t resident_since = 0;    // engine step at which it last became resident
     std::uint64_t template_id = 0;       // the shared-prefix template it was copied from, 0: none
+    std::uint64_t snapshot_version = 0;  // the version its last snapshot covers (0: none)
 
     int n_tokens() const { return static_cast<int>(tokens.size()); }
 
@@ -51,6 +53,18 @@ struct Session {
     bool resident() const { return seq >= 0; }
 
     bool busy() const { return running_query != 0; }
+
+    // Pending tokens that may be ingested now: those before the first held append.
+    int n_ready_tokens() const {
+        int n = 0;
+        for (const PendingAppend& a : pending) {
+            if (a.held) {
+                break;
+            }
+            n += static_cast<int>(a.tokens.size()) - a.n_done;
+        }
+        return n;
+    }
 
     // True when no append is half-way into the KV cache (queries start only at such a point).
     bool at_boundary() const { return pending.empty() || pending.front().n_done == 0; }

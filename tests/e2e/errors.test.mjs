@@ -327,7 +327,7 @@ test('405: a wrong method names the allowed ones in Allow', async () => {
       ['PUT', `/v1/sessions/${session}`, 'GET, DELETE'],
       ['POST', `/v1/sessions/${session}`, 'GET, DELETE'],
       ['PUT', '/v1/sessions', 'GET, POST'],
-      ['GET', `/v1/sessions/${session}/data`, 'POST'],
+      ['PUT', `/v1/sessions/${session}/data`, 'GET, POST'],
       ['DELETE', `/v1/sessions/${session}/query`, 'POST'],
       ['POST', `/v1/sessions/${session}/events`, 'GET'],
       ['PUT', `/v1/sessions/${session}/flash`, 'GET, POST'],

@@ -35,6 +35,13 @@ function required(name) {
   return value;
 }
 
+// A fresh temporary folder, removed when this process exits.
+export async function makeTempDir(prefix = 'kvs-e2e-data-') {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
 // Writes a keys file ({"keys":[{"key","tenant"}]}) into a fresh temporary folder; returns its path.
 export async function writeKeysFile(keys) {
   const dir = await mkdtemp(path.join(tmpdir(), 'kvs-e2e-keys-'));
@@ -49,15 +56,18 @@ export async function writeKeysFile(keys) {
 // `signal`) and resolves with the exit code (the signal's name when it died of one, "timeout"
 // when it did not exit within 20 s, after which it is killed). kill() is for cleanup: SIGKILL
 // unless it already exited. Pass a test context `t` to kill it after the test in any case.
-// `ctx`: tokens per session slot (--ctx, 1024 unless given).
-export async function startServer({ args = [], ctx = 1024, t } = {}) {
+// `ctx`: tokens per session slot (--ctx, 1024 unless given). `dataDir`: the data folder (a
+// server restarted on the same folder gets its sessions back; see makeTempDir); without it each
+// server gets a fresh one, removed when it exits.
+export async function startServer({ args = [], ctx = 1024, t, dataDir } = {}) {
   const bin = required('KVSTREAM_BIN');
   const model = required('KVSTREAM_MODEL');
   const dir = await mkdtemp(path.join(tmpdir(), 'kvs-e2e-'));
   const portFile = path.join(dir, 'port');
   const proc = spawn(bin, [
     'serve', '--host', '127.0.0.1', '--port', '0', '--port-file', portFile, '--threads', '1',
-    '--ctx', String(ctx), '--model', model, ...args,
+    '--ctx', String(ctx), '--model', model, '--data-dir', dataDir ?? path.join(dir, 'data'),
+    ...args,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let log = '';

@@ -1,0 +1,314 @@
+// Durable sessions, runtime side (the contract is in runtime.h; the data folder's layout in
+// docs/architecture.md): opening the data folder, acknowledging creations and appends once the
+// store has them, snapshots (due ones while serving, every changed one at shutdown), and
+// restoring every stored session at start.
+//
+//   <data_dir>/kvstream.db (+ -wal, -shm)   SQLite: sessions, flash questions, the data log
+//   <data_dir>/snapshots/<id>.snap          one KV snapshot per session (persist/snapshot.h)
+//   <data_dir>/park/                        spill files of parked sessions (unless --park-dir)
+//   <data_dir>/.lock                        held (flock) by the one server using the folder
+
+#include "runtime/runtime_state.h"
+
+#include <cstdio>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace kvs {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kSnapshotCheckEvery = std::chrono::milliseconds(200);
+
+FlashOptions FromStored(const StoredFlash& f) {
+    FlashOptions o;
+    o.question = f.question;
+    o.max_tokens = f.max_tokens;
+    o.sampling.temperature = static_cast<float>(f.temperature);
+    o.sampling.top_p = static_cast<float>(f.top_p);
+    o.sampling.top_k = f.top_k;
+    o.sampling.seed = f.seed;
+    return o;
+}
+
+Status StorageError(const std::string& what, const Status& why) {
+    return Status(StatusCode::kStorage,
+                  what + " (" + why.message() + "); nothing was acknowledged");
+}
+
+}  // namespace
+
+StoredFlash ToStored(FlashId id, const FlashOptions& o) {
+    return {id,
+            o.question,
+            o.max_tokens,
+            o.sampling.temperature,
+            o.sampling.top_p,
+            o.sampling.top_k,
+            o.sampling.seed};
+}
+
+Runtime::State::~State() {
+    if (lock_fd >= 0) {
+        ::close(lock_fd);  // releases the flock
+    }
+}
+
+Status Runtime::OpenDurable(State& s) {
+    const DurableOptions& d = options_.durable;
+    std::error_code ec;
+    fs::create_directories(fs::path(d.data_dir) / "snapshots", ec);
+    if (ec) {
+        return Status(StatusCode::kStorage,
+                      "cannot create the data folder " + d.data_dir + ": " + ec.message());
+    }
+    const std::string lock = (fs::path(d.data_dir) / ".lock").string();
+    s.lock_fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s.lock_fd < 0 || ::flock(s.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        return Status(StatusCode::kStorage,
+                      "the data folder " + d.data_dir +
+                          " is in use by another kvstream server (or its lock cannot be taken)");
+    }
+    auto store =
+        Store::Open({(fs::path(d.data_dir) / "kvstream.db").string(), d.sync, d.max_store_pages});
+    if (!store.ok()) {
+        return Status(StatusCode::kStorage, store.status().message());
+    }
+    s.store = std::move(store).value();
+    return Status::Ok();
+}
+
+void Runtime::StoreCreated(State& s,
+                           SessionId id,
+                           const SessionOptions& o,
+                           Reply<Result<SessionId>> r) {
+    StoredSession stored;
+    stored.id = id;
+    const auto name = options_.durable.tenant_names.find(o.tenant);
+    stored.tenant =
+        name != options_.durable.tenant_names.end() ? name->second : std::to_string(o.tenant);
+    stored.prefix = o.prefix;
+    stored.roll = o.on_full == OnFull::kRoll;
+    stored.max_context = o.max_context;
+    stored.settings = o.settings;
+    if (auto flash = s.engine->ListFlash(id); flash.ok()) {
+        for (const FlashInfo& f : *flash) {
+            stored.flash.push_back(ToStored(f.id, f.options));
+        }
+    }
+    s.store->PutSession(std::move(stored), [this, id, tenant = o.tenant, r](Status st) {
+        if (st.ok()) {
+            r(id);
+            return;
+        }
+        EnqueueAlways([id, tenant](State& state) {
+            if (state.engine->CloseSession(id).ok()) {
+                state.n_sessions[tenant] -= 1;
+                state.hub->CloseSession(id);
+            }
+        });
+        r(StorageError("the session could not be stored", st));
+    });
+}
+
+void Runtime::StoreAppend(State& s,
+                          SessionId id,
+                          std::string text,
+                          AppendResult accepted,
+                          bool wait,
+                          Reply<Result<AppendResult>> r) {
+    auto reply = std::make_shared<Reply<Result<AppendResult>>>(std::move(r));
+    const std::uint64_t v = accepted.version;
+    s.store->Append({id, v, std::move(text)}, [this, id, v, accepted, wait, reply](Status st) {
+        // On the store's writer thread: the engine learns the outcome before the client does,
+        // so a query sent after the acknowledgement sees the data.
+        const bool queued =
+            EnqueueAlways([id, v, ok = st.ok(), accepted, wait, reply](State& state) {
+                if (!ok) {
+                    (void)state.engine->RevokeAppend(id, v);
+                    return;
+                }
+                if (!state.engine->ConfirmAppend(id, v).ok()) {  // the session was closed meanwhile
+                    if (wait) {
+                        (*reply)(Status(StatusCode::kAborted, "the session was closed"));
+                    }
+                    return;
+                }
+                if (wait) {
+                    state.append_waits.push_back({id, v, accepted, std::move(*reply)});
+                }
+            });
+        if (!st.ok()) {
+            (*reply)(StorageError("the data could not be stored", st));
+        } else if (!wait) {
+            (*reply)(accepted);
+        } else if (!queued) {
+            (*reply)(Status(StatusCode::kAborted,
+                            "the data is stored, but the server stopped before ingesting it"));
+        }
+    });
+}
+
+void Runtime::WriteParkCaptures(State& s) {
+    for (SessionCapture& c : s.engine->TakeParkCaptures()) {
+        s.Mark(c.id, Clock::now());
+        s.snapshots->Write(std::move(c));
+    }
+}
+
+void Runtime::SnapshotSessions(State& s, bool all) {
+    const auto now = Clock::now();
+    if (!all && now < s.next_snapshot_check) {
+        return;
+    }
+    s.next_snapshot_check = now + kSnapshotCheckEvery;
+    const DurableOptions& d = options_.durable;
+    const auto interval = std::chrono::duration<double>(d.snapshot_interval_s);
+    for (SessionId id : s.engine->SessionIds()) {
+        auto info = s.engine->Info(id);
+        if (!info.ok() || info->version <= info->snapshot_version || !info->resident) {
+            continue;
+        }
+        if (!all) {
+            // The clock starts when a session is first seen; tokens count what rolled out too.
+            auto [mark, fresh] = s.snapshot_marks.try_emplace(id, State::SnapshotMark{now, 0});
+            const std::uint64_t n_seen = info->n_tokens + info->n_dropped_tokens;
+            if ((fresh && d.snapshot_interval_s > 0) || now - mark->second.at < interval ||
+                n_seen <
+                    mark->second.n_tokens + static_cast<std::uint64_t>(d.snapshot_min_tokens)) {
+                continue;
+            }
+        }
+        auto capture = s.engine->Capture(id);
+        if (!capture) {
+            continue;  // busy now; the next check tries again
+        }
+        s.Mark(id, now);
+        s.snapshots->Write(std::move(*capture));
+        if (!all) {
+            return;  // one state copy per check keeps the engine thread's share small
+        }
+    }
+}
+
+void Runtime::RestoreSessions(State& s) {
+    auto stored = s.store->LoadSessions();
+    if (!stored.ok()) {
+        std::fprintf(stderr, "kvstream: cannot read the stored sessions: %s\n",
+                     stored.status().ToString().c_str());
+        return;
+    }
+    std::map<std::string, TenantId> tenant_ids;
+    for (const auto& [id, name] : options_.durable.tenant_names) {
+        tenant_ids[name] = id;
+    }
+    TenantId next_unknown = -1;  // stored tenants no key names: unreachable until a key does
+    int n_snapshots = 0;
+    std::size_t n_replayed = 0;
+    for (const StoredSession& st : *stored) {
+        SessionOptions o;
+        o.id = st.id;
+        o.prefix = st.prefix;
+        o.on_full = st.roll ? OnFull::kRoll : OnFull::kReject;
+        o.max_context = st.max_context;
+        o.settings = st.settings;
+        auto tenant = tenant_ids.find(st.tenant);
+        if (tenant == tenant_ids.end()) {
+            char* end = nullptr;
+            const long number = std::strtol(st.tenant.c_str(), &end, 10);
+            const bool numeric = !st.tenant.empty() && *end == '\0' && number >= 0 &&
+                                 !options_.durable.tenant_names.contains(static_cast<int>(number));
+            tenant =
+                tenant_ids.emplace(st.tenant, numeric ? static_cast<int>(number) : next_unknown--)
+                    .first;
+        }
+        o.tenant = tenant->second;
+        // The snapshot, when it is intact and this engine's; else the whole log.
+        std::uint64_t after = 0;
+        Result<SessionId> made = NotFound("no snapshot");
+        const fs::path file = s.snapshots->PathOf(st.id);
+        if (fs::exists(file)) {
+            auto snap = ReadSnapshotFile(file, s.engine->snapshot_identity(), false);
+            if (snap.ok() && snap->header.session != st.id) {
+                snap = InvalidArgument("it belongs to session " +
+                                       std::to_string(snap->header.session));
+            }
+            if (snap.ok()) {
+                const std::uint64_t version = snap->header.log_version;
+                made = s.engine->AdoptSession(o, {std::move(snap->tokens), version, file});
+                after = made.ok() ? version : 0;
+            }
+            if (!made.ok()) {
+                const Status why = snap.ok() ? made.status() : snap.status();
+                std::fprintf(stderr,
+                             "kvstream: session %llu: snapshot %s is unusable (%s); rebuilding "
+                             "the session from its data log\n",
+                             static_cast<unsigned long long>(st.id), file.c_str(),
+                             why.message().c_str());
+            }
+        }
+        n_snapshots += made.ok() ? 1 : 0;
+        if (!made.ok()) {
+            made = s.engine->CreateSession(o);
+        }
+        if (!made.ok()) {
+            std::fprintf(stderr, "kvstream: session %llu cannot be restored: %s\n",
+                         static_cast<unsigned long long>(st.id), made.status().ToString().c_str());
+            continue;
+        }
+        s.n_sessions[o.tenant] += 1;
+        restored_.emplace_back(st.id, st.settings);
+        for (const StoredFlash& f : st.flash) {
+            if (auto added = s.engine->AddFlash(st.id, FromStored(f), f.id); !added.ok()) {
+                std::fprintf(stderr, "kvstream: session %llu: flash %llu not restored: %s\n",
+                             static_cast<unsigned long long>(st.id),
+                             static_cast<unsigned long long>(f.id),
+                             added.status().ToString().c_str());
+            }
+        }
+        auto log = s.store->LoadLog(st.id, after);
+        if (!log.ok()) {
+            std::fprintf(stderr, "kvstream: session %llu: cannot read its data log: %s\n",
+                         static_cast<unsigned long long>(st.id), log.status().ToString().c_str());
+            continue;
+        }
+        for (const LogEntry& e : *log) {
+            auto queued = s.engine->SubmitAppend(st.id, e.text, {.version = e.version});
+            if (!queued.ok()) {
+                std::fprintf(stderr, "kvstream: session %llu: log entry %llu not replayed: %s\n",
+                             static_cast<unsigned long long>(st.id),
+                             static_cast<unsigned long long>(e.version),
+                             queued.status().ToString().c_str());
+            }
+        }
+        n_replayed += log->size();
+    }
+    if (!stored->empty()) {
+        std::fprintf(stderr,
+                     "kvstream: restored %zu of %zu sessions from %s (%d from snapshots); "
+                     "replaying %zu log entries\n",
+                     restored_.size(), stored->size(), options_.durable.data_dir.c_str(),
+                     n_snapshots, n_replayed);
+    }
+}
+
+Result<std::vector<LogEntry>> Runtime::ReadLog(TenantId tenant,
+                                               SessionId id,
+                                               std::uint64_t after_version,
+                                               std::size_t limit) const {
+    if (store_ == nullptr) {
+        return Status(StatusCode::kUnavailable,
+                      "this server keeps no data log (it runs without a data folder)");
+    }
+    if (!board_->Owns(tenant, id)) {
+        return NotFound("unknown session " + std::to_string(id));
+    }
+    return store_->LoadLog(id, after_version, limit);
+}
+
+}  // namespace kvs

@@ -1,0 +1,120 @@
+#pragma once
+// The engine thread's state behind a Runtime (runtime.cpp, durable.cpp): internal to runtime/.
+
+#include "persist/snapshot_writer.h"
+#include "persist/store.h"
+#include "runtime/runtime.h"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace kvs {
+
+// Everything below is touched only by the engine thread.
+struct Runtime::State {
+    struct PendingQuery {
+        TenantId tenant = 0;
+        Reply<Result<Answer>> reply;
+    };
+
+    struct AppendWait {
+        SessionId session = 0;
+        std::uint64_t version = 0;
+        AppendResult result;
+        Reply<Result<AppendResult>> reply;
+    };
+
+    std::unique_ptr<Engine> engine;
+    Runtime* runtime = nullptr;
+    EventHub* hub = nullptr;
+    TenantLimits limits;
+    bool stopping = false;
+    std::map<TenantId, int> n_sessions;
+    std::map<TenantId, int> n_queries;
+    std::map<QueryId, PendingQuery> queries;
+    std::vector<AppendWait> append_waits;
+
+    // Durable sessions (runtime/durable.cpp); both null without a data folder.
+    std::unique_ptr<Store> store;
+    std::unique_ptr<SnapshotWriter> snapshots;
+
+    struct SnapshotMark {
+        std::chrono::steady_clock::time_point at;  // the last capture
+        std::uint64_t n_tokens = 0;                // tokens seen then (rolled-out ones included)
+    };
+
+    std::map<SessionId, SnapshotMark> snapshot_marks;
+    std::chrono::steady_clock::time_point next_snapshot_check;
+    int lock_fd = -1;  // flock on the data folder
+
+    ~State();
+
+    void Mark(SessionId id, std::chrono::steady_clock::time_point now) {
+        auto info = engine->Info(id);
+        snapshot_marks[id] = {now, info.ok() ? info->n_tokens + info->n_dropped_tokens : 0};
+    }
+
+    // kNotFound for an unknown session and for another tenant's: the two are indistinguishable.
+    Status Owns(TenantId tenant, SessionId id) const {
+        auto info = engine->Info(id);
+        if (!info.ok() || info->tenant != tenant) {
+            return NotFound("unknown session " + std::to_string(id));
+        }
+        return Status::Ok();
+    }
+
+    Status Stopping() const {
+        return stopping ? Status(StatusCode::kAborted, "the server is shutting down")
+                        : Status::Ok();
+    }
+
+    // Keeps the reply of a queued query until it finishes, or answers a refusal at once.
+    void Track(TenantId tenant, const Result<QueryId>& qid, Reply<Result<Answer>>& reply) {
+        if (!qid.ok()) {
+            reply(qid.status());
+            return;
+        }
+        n_queries[tenant] += 1;
+        queries.emplace(*qid, PendingQuery{tenant, std::move(reply)});
+    }
+
+    // Hands finished queries and ingested appends to their waiters.
+    void Deliver() {
+        for (FinishedQuery& f : engine->TakeFinished()) {
+            auto it = queries.find(f.id);
+            if (it != queries.end()) {
+                n_queries[it->second.tenant] -= 1;
+                auto reply = std::move(it->second.reply);
+                queries.erase(it);
+                reply(std::move(f.answer));
+            }
+        }
+        for (const EngineEvent& e : engine->TakeEvents()) {
+            if (e.kind == EngineEvent::Kind::kIngested) {
+                ResolveAppendWaits(e.session, e.version, Status::Ok());
+            }
+            hub->Publish(e);
+        }
+    }
+
+    void ResolveAppendWaits(SessionId session, std::uint64_t version, const Status& status) {
+        std::erase_if(append_waits, [&](AppendWait& w) {
+            if (w.session != session || w.version > version) {
+                return false;
+            }
+            if (status.ok()) {
+                w.reply(w.result);
+            } else {
+                w.reply(status);
+            }
+            return true;
+        });
+    }
+};
+
+// A question as the store keeps it.
+StoredFlash ToStored(FlashId id, const FlashOptions& options);
+
+}  // namespace kvs
