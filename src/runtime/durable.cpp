@@ -184,7 +184,7 @@ void Runtime::SnapshotSessions(State& s, bool all) {
                 continue;
             }
         }
-        auto capture = s.engine->Capture(id);
+        auto capture = s.engine->Capture(id, /*cancel_flash=*/all);
         if (!capture) {
             continue;  // busy now; the next check tries again
         }
@@ -208,6 +208,14 @@ void Runtime::RestoreSessions(State& s) {
         tenant_ids[name] = id;
     }
     TenantId next_unknown = -1;  // stored tenants no key names: unreachable until a key does
+    MetricsRegistry& m = s.engine->metrics();
+    Counter& from_snapshot = m.GetCounter("kvs_restored_from_snapshot_total",
+                                          "Sessions restored at start from their snapshot");
+    Counter& from_log = m.GetCounter("kvs_restored_from_log_total",
+                                     "Sessions rebuilt at start from their data log alone");
+    Counter& rejected = m.GetCounter(
+        "kvs_snapshots_rejected_total",
+        "Snapshots found unusable at start (corrupt, truncated, another model or KV settings)");
     int n_snapshots = 0;
     std::size_t n_replayed = 0;
     for (const StoredSession& st : *stored) {
@@ -244,6 +252,7 @@ void Runtime::RestoreSessions(State& s) {
                 after = made.ok() ? version : 0;
             }
             if (!made.ok()) {
+                rejected.Add();
                 const Status why = snap.ok() ? made.status() : snap.status();
                 std::fprintf(stderr,
                              "kvstream: session %llu: snapshot %s is unusable (%s); rebuilding "
@@ -253,10 +262,13 @@ void Runtime::RestoreSessions(State& s) {
             }
         }
         n_snapshots += made.ok() ? 1 : 0;
+        const bool from_file = made.ok();
         if (!made.ok()) {
             made = s.engine->CreateSession(o);
         }
-        if (!made.ok()) {
+        if (made.ok()) {
+            (from_file ? from_snapshot : from_log).Add();
+        } else {
             std::fprintf(stderr, "kvstream: session %llu cannot be restored: %s\n",
                          static_cast<unsigned long long>(st.id), made.status().ToString().c_str());
             continue;

@@ -338,7 +338,8 @@ public:
 
     // The session's tokens and state now, when it is resident, holds no running query or flash
     // evaluation and no half-ingested append; else nothing. Marks the session's snapshot version.
-    std::optional<SessionCapture> Capture(SessionId id);
+    // `cancel_flash`: a running flash evaluation is rolled back first (shutdown).
+    std::optional<SessionCapture> Capture(SessionId id, bool cancel_flash = false);
 
     // States copied while parking sessions (capture_on_park), taken out.
     std::vector<SessionCapture> TakeParkCaptures();

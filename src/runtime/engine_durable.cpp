@@ -101,8 +101,11 @@ Status Engine::LoadSavedState(Session& s) {
     return context_->RestoreSequence(s.seq, snap->state);
 }
 
-std::optional<SessionCapture> Engine::Capture(SessionId id) {
+std::optional<SessionCapture> Engine::Capture(SessionId id, bool cancel_flash) {
     Session* s = FindSession(id);
+    if (s != nullptr && cancel_flash && FlashHolds(*s)) {
+        CancelFlash(queries_.at(s->running_query));
+    }
     if (s == nullptr || !s->resident() || s->busy() || !s->at_boundary()) {
         return std::nullopt;
     }

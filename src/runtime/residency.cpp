@@ -58,6 +58,10 @@ Status Engine::MakeResident(Session& s) {
         std::fprintf(
             stderr, "kvstream: restoring session %llu failed (%s); re-prefilling %d tokens\n",
             static_cast<unsigned long long>(s.id), restored.ToString().c_str(), s.n_tokens());
+        metrics_
+            .GetCounter("kvs_restore_fallbacks_total",
+                        "Saved states found unusable when loaded (the tokens were re-prefilled)")
+            .Add();
         restored = Reprefill(s);
     }
     if (!restored.ok()) {
