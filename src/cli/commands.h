@@ -13,6 +13,7 @@ void AddDemoCommand(CLI::App& app);
 void AddBenchCommand(CLI::App& app);
 void AddLoadCommand(CLI::App& app);
 void AddFlashBenchCommand(CLI::App& app);
+void AddDurableBenchCommand(CLI::App& app);
 void AddServeCommand(CLI::App& app);
 
 // `kvstream serve --config FILE`: the file's options inserted before the command line's.

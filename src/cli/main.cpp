@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     kvs::AddBenchCommand(app);
     kvs::AddLoadCommand(app);
     kvs::AddFlashBenchCommand(app);
+    kvs::AddDurableBenchCommand(app);
     kvs::AddServeCommand(app);
     try {
         std::vector<std::string> args(argv, argv + argc);
