@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The durable sessions benchmark (`kvstream durable-bench`).
 #
-# On the Qwen2.5-0.5B shape twin (Q8_0, as the other benchmarks), 2 threads:
+# On the SmolLM2-135M shape twin (Q8_0, the default model), 2 threads:
 #   - store: 8 client threads append market bars to the data log alone and wait for each
 #     acknowledgement, with sync off / normal / full: appends/s, latency p50/p99, appends per
 #     group commit (what durability itself costs);
@@ -15,7 +15,7 @@
 #
 # Usage: bench/durable.sh [--quick] [more `kvstream durable-bench` options]
 #        (--quick: 8 sessions of 2,000 tokens; later options override the defaults above)
-# Needs ~4 GB of free disk under $TMPDIR (the snapshots) and ~6 GB of RAM; takes ~30 minutes. Run it on an otherwise
+# Needs ~7 GB of free disk under $TMPDIR (the snapshots) and ~8 GB of RAM; takes ~15 minutes. Run it on an otherwise
 # idle machine. Writes bench/results/durable-<UTC time>/{machine.txt,durable.json,durable.txt,
 # report.md} and prints the report.
 set -euo pipefail
@@ -29,7 +29,9 @@ if [ "${1:-}" = "--quick" ]; then sessions=8; tokens=2000; shift; fi
 threads=2
 
 scripts/setup.sh build
-bench_default_model
+cache="${KVSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstream}"
+model="$cache/models/smollm2-135m-q8_0.gguf"
+[ -f "$model" ] || build/kvstream make-model --shape smollm2-135m --type q8_0 --out "$model"
 
 out="bench/results/durable-$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
@@ -40,7 +42,7 @@ cmd=(build/kvstream durable-bench --model "$model" --threads "$threads" --sessio
      --tokens "$tokens" --ctx 8192 --slots 4 --clients 8 --appends 50 --out "$out/durable.json"
      "$@")
 echo "== ${cmd[*]}" >&2
-"${cmd[@]}" 2>&1 | grep -v '^load\|^llama_context\|^kvstream: ' | tee "$out/durable.txt"
+"${cmd[@]}" 2>&1 | grep --line-buffered -v '^load\|^llama_context' | tee "$out/durable.txt"
 
 {
   echo "# Durable sessions benchmark: $(basename "$out")"

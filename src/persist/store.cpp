@@ -26,6 +26,10 @@ CREATE TABLE IF NOT EXISTS flash (
     seed INTEGER NOT NULL,
     PRIMARY KEY (session, id)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log (
     session INTEGER NOT NULL,
     version INTEGER NOT NULL,
@@ -202,10 +206,39 @@ Status Store::WriteSession(const StoredSession& s) {
     if (st.Step() != SQLITE_DONE) {
         return SqlError(db_, "write a session");
     }
+    KV_RETURN_IF_ERROR(RaiseHighest("session", s.id));
     for (const StoredFlash& f : s.flash) {
         KV_RETURN_IF_ERROR(WriteFlash(s.id, f));
     }
     return Status::Ok();
+}
+
+Status Store::RaiseHighest(const char* what, std::uint64_t id) {
+    Stmt st(db_,
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)");
+    st.Bind(1, std::string("highest_") + what);
+    st.Bind(2, static_cast<std::int64_t>(id));
+    return st.ok() && st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "write an id");
+}
+
+Result<HighestIds> Store::LoadHighestIds() {
+    std::lock_guard lock(db_mu_);
+    Stmt st(db_, "SELECT key, value FROM meta");
+    if (!st.ok()) {
+        return SqlError(db_, "read the highest ids");
+    }
+    HighestIds ids;
+    while (st.Step() == SQLITE_ROW) {
+        const std::string key = st.Text(0);
+        const auto value = static_cast<std::uint64_t>(st.Int(1));
+        if (key == "highest_session") {
+            ids.session = value;
+        } else if (key == "highest_flash") {
+            ids.flash = value;
+        }
+    }
+    return ids;
 }
 
 Status Store::EraseSession(SessionId id) {
@@ -233,7 +266,10 @@ Status Store::WriteFlash(SessionId session, const StoredFlash& f) {
     st.Bind(6, f.top_p);
     st.Bind(7, std::int64_t{f.top_k});
     st.Bind(8, static_cast<std::int64_t>(f.seed));
-    return st.ok() && st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "write a question");
+    if (!st.ok() || st.Step() != SQLITE_DONE) {
+        return SqlError(db_, "write a question");
+    }
+    return RaiseHighest("flash", f.id);
 }
 
 Status Store::EraseFlash(SessionId session, std::uint64_t flash) {

@@ -71,6 +71,13 @@ struct LogEntry {
     std::string text;
 };
 
+// The highest ids ever stored (deleted sessions and questions included), so that a restarted
+// server never gives a deleted session's id to a new one.
+struct HighestIds {
+    std::uint64_t session = 0;
+    std::uint64_t flash = 0;
+};
+
 struct StoreStats {
     std::uint64_t n_commits = 0;  // log transactions
     std::uint64_t n_entries = 0;  // log entries committed
@@ -114,6 +121,8 @@ public:
                                           std::uint64_t after_version,
                                           std::size_t limit = 0);
 
+    Result<HighestIds> LoadHighestIds();
+
     StoreStats stats() const;
 
 private:
@@ -132,6 +141,7 @@ private:
     Status WriteFlash(SessionId session, const StoredFlash& f);
     Status EraseFlash(SessionId session, std::uint64_t flash);
     Status WriteEntry(const LogEntry& e);
+    Status RaiseHighest(const char* what, std::uint64_t id);
     Status Exec(const char* sql);
 
     sqlite3* db_;

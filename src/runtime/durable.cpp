@@ -203,6 +203,9 @@ void Runtime::RestoreSessions(State& s) {
                      stored.status().ToString().c_str());
         return;
     }
+    if (auto highest = s.store->LoadHighestIds(); highest.ok()) {
+        s.engine->ReserveIds(highest->session, highest->flash);
+    }
     std::map<std::string, TenantId> tenant_ids;
     for (const auto& [id, name] : options_.durable.tenant_names) {
         tenant_ids[name] = id;

@@ -341,6 +341,9 @@ public:
     // `cancel_flash`: a running flash evaluation is rolled back first (shutdown).
     std::optional<SessionCapture> Capture(SessionId id, bool cancel_flash = false);
 
+    // New sessions and flash questions get ids above these (ids are never reused).
+    void ReserveIds(SessionId highest_session, FlashId highest_flash);
+
     // States copied while parking sessions (capture_on_park), taken out.
     std::vector<SessionCapture> TakeParkCaptures();
 

@@ -113,6 +113,11 @@ std::optional<SessionCapture> Engine::Capture(SessionId id, bool cancel_flash) {
     return SessionCapture{id, s->version, s->tokens, context_->SaveSequence(s->seq)};
 }
 
+void Engine::ReserveIds(SessionId highest_session, FlashId highest_flash) {
+    next_session_ = std::max(next_session_, highest_session + 1);
+    next_flash_ = std::max(next_flash_, highest_flash + 1);
+}
+
 std::vector<SessionCapture> Engine::TakeParkCaptures() {
     return std::exchange(park_captures_, {});
 }

@@ -334,6 +334,7 @@ TEST_P(DurableTest, DeletingASessionDeletesItsDataAndSnapshot) {
     ASSERT_TRUE(rt);
     EXPECT_TRUE(rt->restored().empty());
     EXPECT_EQ(rt->Info(1, id).get().status().code(), StatusCode::kNotFound);
+    EXPECT_GT(*rt->CreateSession(1, {}).get(), id) << "a deleted session's id is never reused";
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, DurableTest, ::testing::ValuesIn(TestModelNames()));

@@ -77,6 +77,10 @@ TEST_F(StoreTest, SessionsAndQuestionsSurviveAReopen) {
     EXPECT_EQ(a.flash[0].top_k, 40);
     EXPECT_EQ(a.flash[0].seed, 1234U);
     EXPECT_TRUE(s->LoadLog(9, 0)->empty()) << "a deleted session's log is gone";
+    auto highest = s->LoadHighestIds();
+    ASSERT_TRUE(highest.ok());
+    EXPECT_EQ(highest->session, 9U) << "deleted sessions count: their ids are never reused";
+    EXPECT_EQ(highest->flash, 4U);
 }
 
 // Many writers: every append acknowledged, committed in fewer transactions than entries, and
