@@ -24,7 +24,7 @@ cat "$out/machine.txt"
 
 ulimit -n "$(ulimit -Hn)"  # 1,000 subscribers need more than 1,024 descriptors
 build/kvstream serve --model "$model" --port 0 --port-file "$out/port" --threads 1 \
-  --http-threads 2 --event-buffer 64 > "$out/server.log" 2>&1 &
+  --http-threads 2 --event-buffer 64 --data-dir "$out/data" > "$out/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -34,6 +34,7 @@ done
 port=$(cat "$out/port")
 node bench/http_load.mjs "http://127.0.0.1:$port" "$server" "$@" | tee "$out/http.json"
 kill -TERM $server; wait $server || true
+rm -rf "$out/data"  # the sessions it made
 trap - EXIT
 
 {

@@ -248,8 +248,8 @@ void RunDurableBench(DurableBenchOptions o) {
         ids.push_back(*id);
         int n = 0;
         while (n < o.tokens) {
-            std::string chunk;
-            for (int i = 0; i < 8; ++i) {
+            std::string chunk;  // 8 bars at a time, then one at a time near the end
+            for (int i = 0; i < (n < o.tokens - 512 ? 8 : 1); ++i) {
                 chunk += RenderBar(feed.NextBar(static_cast<std::size_t>(s) % 4));
             }
             auto r = rt->AppendAndWait(0, *id, chunk).get();

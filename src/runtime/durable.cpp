@@ -106,6 +106,7 @@ void Runtime::StoreCreated(State& s,
             r(id);
             return;
         }
+        desk_.Remove(id);
         EnqueueAlways([id, tenant](State& state) {
             if (state.engine->CloseSession(id).ok()) {
                 state.n_sessions[tenant] -= 1;
@@ -116,17 +117,18 @@ void Runtime::StoreCreated(State& s,
     });
 }
 
-void Runtime::StoreAppend(State& s,
-                          SessionId id,
-                          std::string text,
-                          AppendResult accepted,
-                          bool wait,
-                          Reply<Result<AppendResult>> r) {
-    auto reply = std::make_shared<Reply<Result<AppendResult>>>(std::move(r));
-    const std::uint64_t v = accepted.version;
-    s.store->Append({id, v, std::move(text)}, [this, id, v, accepted, wait, reply](Status st) {
+std::function<void(Status)> Runtime::AppendOutcome(
+    SessionId id,
+    AppendResult accepted,
+    bool wait,
+    std::shared_ptr<Reply<Result<AppendResult>>> reply) {
+    return [this, id, accepted, wait, reply](Status st) {
         // On the store's writer thread: the engine learns the outcome before the client does,
         // so a query sent after the acknowledgement sees the data.
+        const std::uint64_t v = accepted.version;
+        if (!st.ok()) {
+            desk_.Revoke(id, v);
+        }
         const bool queued =
             EnqueueAlways([id, v, ok = st.ok(), accepted, wait, reply](State& state) {
                 if (!ok) {
@@ -151,7 +153,7 @@ void Runtime::StoreAppend(State& s,
             (*reply)(Status(StatusCode::kAborted,
                             "the data is stored, but the server stopped before ingesting it"));
         }
-    });
+    };
 }
 
 void Runtime::WriteParkCaptures(State& s) {
@@ -302,6 +304,9 @@ void Runtime::RestoreSessions(State& s) {
             }
         }
         n_replayed += log->size();
+    }
+    for (const auto& [id, settings] : restored_) {
+        s.OpenDesk(id);
     }
     if (!stored->empty()) {
         std::fprintf(stderr,

@@ -240,6 +240,7 @@ Result<SessionInfo> Engine::Info(SessionId id) const {
     i.resident = s->resident();
     i.n_dropped_tokens = s->n_dropped_tokens;
     i.snapshot_version = s->snapshot_version;
+    i.on_full = s->on_full;
     if (auto f = flash_.find(id); f != flash_.end()) {
         i.n_flash = static_cast<int>(f->second.size());
         i.n_flash_stale =
@@ -283,7 +284,9 @@ Result<AppendResult> Engine::TrySubmitAppend(SessionId id,
     return QueueAppend(*s, std::move(tokens).value(), how);
 }
 
-Result<AppendResult> Engine::TrySubmitAppendTokens(SessionId id, Tokens tokens) {
+Result<AppendResult> Engine::TrySubmitAppendTokens(SessionId id,
+                                                   Tokens tokens,
+                                                   const AppendOptions& how) {
     Session* s = FindSession(id);
     if (s == nullptr) {
         return NotFound("unknown session " + std::to_string(id));
@@ -296,7 +299,7 @@ Result<AppendResult> Engine::TrySubmitAppendTokens(SessionId id, Tokens tokens) 
             return InvalidArgument("token " + std::to_string(t) + " is outside the vocabulary");
         }
     }
-    return QueueAppend(*s, std::move(tokens));
+    return QueueAppend(*s, std::move(tokens), how);
 }
 
 Result<AppendResult> Engine::QueueAppend(Session& s, Tokens tokens, const AppendOptions& how) {
@@ -416,8 +419,10 @@ Result<AppendResult> Engine::SubmitAppend(SessionId id,
     return result;
 }
 
-Result<AppendResult> Engine::SubmitAppendTokens(SessionId id, Tokens tokens) {
-    auto result = TrySubmitAppendTokens(id, std::move(tokens));
+Result<AppendResult> Engine::SubmitAppendTokens(SessionId id,
+                                                Tokens tokens,
+                                                const AppendOptions& how) {
+    auto result = TrySubmitAppendTokens(id, std::move(tokens), how);
     CountRefusal(result.status());
     return result;
 }

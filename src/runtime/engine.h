@@ -128,6 +128,7 @@ struct SessionInfo {
     int n_flash = 0;                     // registered flash questions
     int n_flash_stale = 0;               // of those, without a result for accepted_version
     std::uint64_t snapshot_version = 0;  // the version its last snapshot covers (0: none)
+    OnFull on_full = OnFull::kReject;
 };
 
 struct AppendResult {
@@ -292,7 +293,9 @@ public:
 
     // Already tokenized data (no BOS); kInvalidArgument for an empty list or a token outside the
     // vocabulary.
-    Result<AppendResult> SubmitAppendTokens(SessionId id, Tokens tokens);
+    Result<AppendResult> SubmitAppendTokens(SessionId id,
+                                            Tokens tokens,
+                                            const AppendOptions& how = {});
 
     // Queues a question. Errors at once: kNotFound, kInvalidArgument, kContextFull (the
     // question + max_tokens can never fit the session's slot). Later, in TakeFinished: the
@@ -436,7 +439,9 @@ private:
     Result<AppendResult> TrySubmitAppend(SessionId id,
                                          std::string_view text,
                                          const AppendOptions& how);
-    Result<AppendResult> TrySubmitAppendTokens(SessionId id, Tokens tokens);
+    Result<AppendResult> TrySubmitAppendTokens(SessionId id,
+                                               Tokens tokens,
+                                               const AppendOptions& how);
     Result<QueryId> TrySubmitQuery(SessionId id, const QueryOptions& options);
     Result<QueryId> TrySubmitStateless(Tokens context, const QueryOptions& options);
     Session* FindSession(SessionId id);

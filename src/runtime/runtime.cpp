@@ -242,6 +242,7 @@ void Runtime::CreateSession(TenantId tenant,
                 return;
             }
             s.n_sessions[options.tenant] += 1;
+            s.OpenDesk(*id);
             if (s.store) {  // acknowledged once stored
                 s.runtime->StoreCreated(s, *id, options, std::move(r));
                 return;
@@ -260,6 +261,7 @@ void Runtime::CloseSession(TenantId tenant, SessionId id, Reply<Status> reply) {
                 st = s.engine->CloseSession(id);
             }
             if (st.ok()) {
+                s.runtime->desk_.Remove(id);
                 s.n_sessions[tenant] -= 1;
                 s.ResolveAppendWaits(id, UINT64_MAX,
                                      Status(StatusCode::kAborted, "the session was closed"));
@@ -310,28 +312,56 @@ void Runtime::ListSessions(TenantId tenant, Reply<Result<std::vector<SessionInfo
 
 void Runtime::Append(
     TenantId tenant, SessionId id, std::string text, bool wait, Reply<Result<AppendResult>> reply) {
-    if (!board_->Owns(tenant, id)) {  // another tenant must not hold this session's hits back
-        reply(NotFound("unknown session " + std::to_string(id)));
+    // Validated, tokenized and admitted here, on the caller's thread, so the acknowledgement
+    // never waits for an engine step (DESIGN.md: validate and tokenize -> log -> ack -> engine).
+    if (text.size() > options_.engine.max_text_bytes) {
+        reply(TooLarge("append of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
+                       std::to_string(options_.engine.max_text_bytes)));
         return;
     }
-    board_->BeginAppend(id);  // until accepted, cached answers wait for this data
-    Submit<Result<AppendResult>>(
-        std::move(reply),
-        [tenant, id, wait, text = std::move(text)](State& s, Reply<Result<AppendResult>>& r) {
-            const Status st = s.Owns(tenant, id);
-            auto result = st.ok() ? s.engine->SubmitAppend(id, text, {.held = s.store != nullptr})
-                                  : Result<AppendResult>(st);
-            if (result.ok() && s.store) {  // acknowledged once in the data log
-                s.runtime->StoreAppend(s, id, text, *result, wait, std::move(r));
+    if (text.empty()) {
+        reply(InvalidArgument("the appended text is empty"));
+        return;
+    }
+    auto tokens = model_->Tokenize(text, false);
+    if (!tokens.ok() || tokens->empty()) {
+        reply(tokens.ok() ? InvalidArgument("the appended text has no tokens") : tokens.status());
+        return;
+    }
+    const int n_tokens = static_cast<int>(tokens->size());
+    auto shared = std::make_shared<Reply<Result<AppendResult>>>(std::move(reply));
+    AppendResult accepted;
+    board_->BeginAppend(id);  // cached answers wait until the engine has this data's version
+    auto admitted = desk_.Admit(tenant, id, n_tokens, [&](std::uint64_t version, int n_after) {
+        accepted = {n_tokens, n_after, version};
+        const bool durable = store_ != nullptr;
+        const bool queued = Enqueue([this, id, version, wait, durable, accepted, shared,
+                                     tokens = std::move(tokens).value()](State& s) mutable {
+            auto queued_here = s.engine->SubmitAppendTokens(id, std::move(tokens),
+                                                            {.held = durable, .version = version});
+            board_->EndAppend(id);
+            if (!queued_here.ok()) {  // closed meanwhile (the desk had admitted it first)
+                desk_.Revoke(id, version);
+                if (wait && !durable) {
+                    (*shared)(queued_here.status());
+                }
                 return;
             }
-            if (!result.ok() || !wait) {
-                r(std::move(result));
-                return;
+            if (wait && !durable) {
+                s.append_waits.push_back({id, version, accepted, std::move(*shared)});
             }
-            s.append_waits.push_back({id, result->version, *result, std::move(r)});
-        },
-        QueueFull(), [this, id] { board_->EndAppend(id); });
+        });
+        if (queued && durable) {  // acknowledged once the data log has it
+            store_->Append({id, version, text}, AppendOutcome(id, accepted, wait, shared));
+        }
+        return queued;
+    });
+    if (!admitted.ok()) {
+        board_->EndAppend(id);
+        (*shared)(admitted.status());
+    } else if (store_ == nullptr && !wait) {
+        (*shared)(accepted);
+    }
 }
 
 void Runtime::Query(TenantId tenant,

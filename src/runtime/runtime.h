@@ -26,6 +26,7 @@
 // and made by this model and KV settings, else from its data log, then the log after it.
 
 #include "persist/store.h"
+#include "runtime/append_desk.h"
 #include "runtime/engine.h"
 #include "runtime/event_hub.h"
 
@@ -62,6 +63,10 @@ struct RuntimeOptions {
     DurableOptions durable;
     std::size_t max_queued_commands = 4096;
     TenantLimits tenant_limits;  // the same for every tenant
+    // Most tokens a session may have accepted and not yet ingested before appends are refused
+    // with kResourceExhausted ("retry"): ingest that cannot keep up pushes back instead of
+    // queueing without bound. 0: twice the session's context.
+    int max_ingest_backlog_tokens = 0;
 };
 
 class Runtime {
@@ -170,12 +175,11 @@ private:
     void SnapshotSessions(State& s, bool all);  // the due ones, or all that changed (shutdown)
     void WriteParkCaptures(State& s);
     void StoreCreated(State& s, SessionId id, const SessionOptions& o, Reply<Result<SessionId>> r);
-    void StoreAppend(State& s,
-                     SessionId id,
-                     std::string text,
-                     AppendResult accepted,
-                     bool wait,
-                     Reply<Result<AppendResult>> r);
+    // What the store's outcome of an append does: confirm or revoke it in the engine, answer.
+    std::function<void(Status)> AppendOutcome(SessionId id,
+                                              AppendResult accepted,
+                                              bool wait,
+                                              std::shared_ptr<Reply<Result<AppendResult>>> reply);
 
     template <typename T>
     // Queues `work`; `reply` gets busy_value when the queue is full. `settled` (optional) runs
@@ -198,6 +202,7 @@ private:
     const Model* model_ = nullptr;  // the engine's; set before Start returns
     Counter* fast_hits_ = nullptr;  // kvs_flash_hits_total
     EventHub hub_;
+    AppendDesk desk_;  // admission of appends on the callers' threads
     std::thread thread_;
 };
 

@@ -51,6 +51,24 @@ struct Runtime::State {
 
     ~State();
 
+    // Opens a session just made or restored for appends (runtime/append_desk.h).
+    void OpenDesk(SessionId id) {
+        auto info = engine->Info(id);
+        if (!info.ok()) {
+            return;
+        }
+        const int backlog = runtime->options_.max_ingest_backlog_tokens;
+        runtime->desk_.Add(id,
+                           {.tenant = info->tenant,
+                            .on_full = info->on_full,
+                            .n_ctx = info->n_ctx,
+                            .n_prefix_tokens = info->n_prefix_tokens,
+                            .n_tokens = info->n_tokens + info->n_pending_tokens,
+                            .accepted_version = info->accepted_version,
+                            .max_behind_tokens = backlog > 0 ? backlog : 2 * info->n_ctx},
+                           info->n_pending_tokens);
+    }
+
     void Mark(SessionId id, std::chrono::steady_clock::time_point now) {
         auto info = engine->Info(id);
         snapshot_marks[id] = {now, info.ok() ? info->n_tokens + info->n_dropped_tokens : 0};
@@ -93,6 +111,7 @@ struct Runtime::State {
         }
         for (const EngineEvent& e : engine->TakeEvents()) {
             if (e.kind == EngineEvent::Kind::kIngested) {
+                runtime->desk_.Ingested(e.session, e.version);
                 ResolveAppendWaits(e.session, e.version, Status::Ok());
             }
             hub->Publish(e);

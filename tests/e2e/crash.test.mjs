@@ -59,12 +59,18 @@ async function feed(api, state, stopped) {
     } catch {
       return;  // killed: `inflight` may or may not have been stored
     }
+    if (r.status === 429) {  // ingest is behind and the server pushes back: not stored
+      state.inflight = undefined;
+      state.next -= 1;
+      await sleep(50);
+      continue;
+    }
     if (r.status !== 202) {
       throw new Error(`append answered ${r.status}: ${r.text}`);
     }
     state.inflight = undefined;
     state.acked.push({ version: r.json.version, text });
-    await sleep(2 + random() * 15);
+    await sleep(5 + random() * 30);
   }
 }
 

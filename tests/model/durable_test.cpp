@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <gtest/gtest.h>
 #include <thread>
 #include <unistd.h>
@@ -335,6 +336,79 @@ TEST_P(DurableTest, DeletingASessionDeletesItsDataAndSnapshot) {
     EXPECT_TRUE(rt->restored().empty());
     EXPECT_EQ(rt->Info(1, id).get().status().code(), StatusCode::kNotFound);
     EXPECT_GT(*rt->CreateSession(1, {}).get(), id) << "a deleted session's id is never reused";
+}
+
+TEST_P(DurableTest, FailedSnapshotWritesLoseNothing) {
+    RuntimeOptions o = Options();
+    o.durable.snapshot_interval_s = 0;
+    o.durable.snapshot_min_tokens = 0;
+    const std::vector<std::string> texts = {DataText(2), DataText(3), DataText(4)};
+    SessionId id = 0;
+    {
+        auto rt = Start(o);
+        ASSERT_TRUE(rt);
+        id = *rt->CreateSession(1, {}).get();
+        ASSERT_TRUE(rt->AppendAndWait(1, id, texts[0]).get().ok());
+        // Snapshot writes now fail (a file where the folder was: ENOTDIR).
+        fs::remove_all(dir_ / "snapshots");
+        std::ofstream(dir_ / "snapshots") << "not a folder";
+        for (std::size_t i = 1; i < texts.size(); ++i) {
+            ASSERT_TRUE(rt->AppendAndWait(1, id, texts[i]).get().ok());
+        }
+        for (int i = 0; i < 500 && CounterValue(*rt, "kvs_snapshot_failures_total") == 0; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        EXPECT_GE(CounterValue(*rt, "kvs_snapshot_failures_total"), 1);
+        auto a = rt->Query(1, id, Q(3)).get();
+        ASSERT_TRUE(a.ok()) << a.status().ToString();
+        EXPECT_EQ(a->version, 3U);
+    }
+    fs::remove(dir_ / "snapshots");
+    auto rt = Start(o);
+    ASSERT_TRUE(rt);
+    EXPECT_EQ(CounterValue(*rt, "kvs_restored_from_log_total"), 1);
+    EXPECT_EQ(rt->Query(1, id, Q(3)).get()->text, Reference(o, "", texts, 3));
+}
+
+// An acknowledgement never waits for the engine thread: here the engine thread is held inside a
+// reply, and appends are acknowledged all the same (in memory at once; durable once committed).
+// Once it runs again, a query reads those writes.
+TEST_P(DurableTest, AppendsAreAcknowledgedWhileTheEngineThreadIsBusy) {
+    for (const bool durable : {false, true}) {
+        SCOPED_TRACE(durable ? "durable" : "in memory");
+        fs::remove_all(dir_);
+        RuntimeOptions o = Options();
+        if (!durable) {
+            o.durable = {};
+        }
+        auto rt = Start(o);
+        ASSERT_TRUE(rt);
+        const SessionId id = *rt->CreateSession(1, {}).get();
+        std::promise<void> release;
+        std::shared_future<void> released = release.get_future().share();
+        std::promise<void> entered;
+        rt->Info(1, id, [&entered, released](Result<SessionInfo>) {
+            entered.set_value();
+            released.wait();  // the engine thread waits here
+        });
+        entered.get_future().wait();
+        std::vector<std::future<Result<AppendResult>>> acks;
+        for (int i = 0; i < 3; ++i) {
+            acks.push_back(rt->Append(1, id, DataText(i)));
+        }
+        for (std::size_t i = 0; i < acks.size(); ++i) {
+            ASSERT_EQ(acks[i].wait_for(std::chrono::seconds(10)), std::future_status::ready);
+            auto ack = acks[i].get();
+            ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+            EXPECT_EQ(ack->version, i + 1);
+        }
+        EXPECT_EQ(rt->Append(2, id, "x").get().status().code(), StatusCode::kNotFound);
+        release.set_value();
+        auto a = rt->Query(1, id, Q(0)).get();
+        ASSERT_TRUE(a.ok()) << a.status().ToString();
+        EXPECT_EQ(a->version, 3U);
+        EXPECT_EQ(a->text, Reference(o, "", {DataText(0), DataText(1), DataText(2)}, 0));
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, DurableTest, ::testing::ValuesIn(TestModelNames()));

@@ -130,9 +130,11 @@ TEST_P(RuntimeTest, ShutdownAnswersEverythingInFlight) {
         auto a = f.get();
         EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted) << a.status().ToString();
     }
-    for (auto& f : appends) {
+    for (auto& f : appends) {  // the session fills up: the last appends may be refused at once
         auto a = f.get();
-        EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted) << a.status().ToString();
+        EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted ||
+                    a.status().code() == StatusCode::kContextFull)
+            << a.status().ToString();
     }
 }
 
