@@ -331,9 +331,9 @@ void Runtime::Append(
     const int n_tokens = static_cast<int>(tokens->size());
     auto shared = std::make_shared<Reply<Result<AppendResult>>>(std::move(reply));
     AppendResult accepted;
-    board_->BeginAppend(id);  // cached answers wait until the engine has this data's version
     auto admitted = desk_.Admit(tenant, id, n_tokens, [&](std::uint64_t version, int n_after) {
         accepted = {n_tokens, n_after, version};
+        board_->BeginAppend(id);  // cached answers wait until the engine has this version
         const bool durable = store_ != nullptr;
         const bool queued = Enqueue([this, id, version, wait, durable, accepted, shared,
                                      tokens = std::move(tokens).value()](State& s) mutable {
@@ -351,13 +351,14 @@ void Runtime::Append(
                 s.append_waits.push_back({id, version, accepted, std::move(*shared)});
             }
         });
-        if (queued && durable) {  // acknowledged once the data log has it
+        if (!queued) {
+            board_->EndAppend(id);
+        } else if (durable) {  // acknowledged once the data log has it
             store_->Append({id, version, text}, AppendOutcome(id, accepted, wait, shared));
         }
         return queued;
     });
     if (!admitted.ok()) {
-        board_->EndAppend(id);
         (*shared)(admitted.status());
     } else if (store_ == nullptr && !wait) {
         (*shared)(accepted);

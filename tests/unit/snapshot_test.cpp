@@ -151,5 +151,52 @@ TEST(Snapshot, FuzzedFilesAreRefusedOrIntact) {
     EXPECT_LT(n_accepted, 200) << "almost every mutation must be caught";
 }
 
+// Files on disk: WriteSnapshotFile round-trips; ReadSnapshotFile with and without the state
+// refuses damaged files (without the state, damage in the state itself is left for the loader).
+TEST(Snapshot, FilesWrittenAndReadBackWithOrWithoutTheState) {
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("kvs-snapfile-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const Tokens tokens = {1, 5, 9, 200, 31};
+    const std::vector<std::uint8_t> state(500, 0x5a);
+    const auto file = dir / "7.snap";
+    ASSERT_TRUE(WriteSnapshotFile(file, 7, kMine, 3, tokens, state).ok());
+    for (const bool with_state : {false, true}) {
+        auto s = ReadSnapshotFile(file, kMine, with_state);
+        ASSERT_TRUE(s.ok()) << s.status().ToString();
+        EXPECT_EQ(s->header.session, 7U);
+        EXPECT_EQ(s->header.log_version, 3U);
+        EXPECT_EQ(s->tokens, tokens);
+        EXPECT_EQ(s->state.size(), with_state ? state.size() : 0U);
+    }
+    EXPECT_NE(ReadSnapshotFile(file, {0x1111, 0x9}, false).status().message().find("KV settings"),
+              std::string::npos);
+    EXPECT_EQ(ReadSnapshotFile(dir / "none.snap", kMine, false).status().code(),
+              StatusCode::kNotFound);
+
+    const auto good = ReadWholeFile(file).value();
+    std::mt19937_64 rng(777);
+    for (int iter = 0; iter < 300; ++iter) {
+        auto bytes = good;
+        const std::size_t at = rng() % bytes.size();
+        if (rng() % 2 == 0) {
+            bytes[at] ^= static_cast<std::uint8_t>(1U << (rng() % 8));
+        } else {
+            bytes.resize(at);
+        }
+        ASSERT_TRUE(WriteFileAtomic(file, {bytes}).ok());
+        const bool in_state = bytes.size() == good.size() && at >= kSnapshotHeaderBytes + 20;
+        auto light = ReadSnapshotFile(file, kMine, false);
+        auto whole = ReadSnapshotFile(file, kMine, true);
+        EXPECT_FALSE(whole.ok()) << "iteration " << iter;
+        EXPECT_EQ(light.ok(), in_state)
+            << "iteration " << iter << ": " << light.status().ToString();
+        if (light.ok()) {
+            EXPECT_EQ(light->tokens, tokens);
+        }
+    }
+    std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace kvs
