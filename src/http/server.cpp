@@ -266,19 +266,29 @@ private:
     }
 
     // A streaming client sends nothing more; a read completing means it closed (or misbehaves).
+    // The read never blocks: a wait may complete without data (cancelled, or a spurious wakeup),
+    // and a blocking read would then hold this I/O thread until the client sent something.
     void WatchForClose() {
-        stream_.socket().async_wait(tcp::socket::wait_read, [self =
-                                                                 shared_from_this()](error_code) {
-            if (!self->closed_) {
+        stream_.socket().async_wait(
+            tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+                if (self->closed_ || ec == asio::error::operation_aborted) {
+                    return;
+                }
+                tcp::socket& socket = self->stream_.socket();
                 char byte;
                 error_code rec;
-                const std::size_t n = self->stream_.socket().read_some(asio::buffer(&byte, 1), rec);
-                if (rec || n == 0) {
+                socket.non_blocking(true, rec);
+                const std::size_t n = rec ? 0 : socket.read_some(asio::buffer(&byte, 1), rec);
+                error_code ignored;
+                socket.non_blocking(false, ignored);
+                if (rec == asio::error::would_block || rec == asio::error::try_again) {
+                    return self->WatchForClose();  // nothing to read after all
+                }
+                if (ec || rec || n == 0) {
                     return self->Shutdown();
                 }
                 self->WatchForClose();  // stray bytes: ignore
-            }
-        });
+            });
     }
 
     void KeepAlive() {

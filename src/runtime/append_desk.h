@@ -56,6 +56,9 @@ public:
     // The engine ingested the session's data through `version`.
     void Ingested(SessionId id, std::uint64_t version);
 
+    // Waits until no admission is in progress (shutdown: work queued by `then` is complete).
+    void Fence() const { std::lock_guard lock(mu_); }
+
     // Tokens accepted and not yet ingested (tests, metrics); 0 for an unknown session.
     int BehindTokens(SessionId id) const;
 

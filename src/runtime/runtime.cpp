@@ -128,7 +128,8 @@ void Runtime::EngineThread(std::promise<Status> ready) {
             SnapshotSessions(state, /*all=*/false);
         }
     }
-    if (durable) {  // the store's last outcomes reach the engine, then every change is saved
+    if (durable) {      // the store's last outcomes reach the engine, then every change is saved
+        desk_.Fence();  // an admission that queued its command also queues its log entry
         state.store->Flush();
         std::deque<Command> rest;
         {
@@ -341,6 +342,13 @@ void Runtime::Append(
                                                             {.held = durable, .version = version});
             board_->EndAppend(id);
             if (!queued_here.ok()) {  // closed meanwhile (the desk had admitted it first)
+                if (queued_here.status().code() != StatusCode::kNotFound) {
+                    std::fprintf(stderr,
+                                 "kvstream: session %llu: admitted append %llu refused: %s\n",
+                                 static_cast<unsigned long long>(id),
+                                 static_cast<unsigned long long>(version),
+                                 queued_here.status().ToString().c_str());
+                }
                 desk_.Revoke(id, version);
                 if (wait && !durable) {
                     (*shared)(queued_here.status());

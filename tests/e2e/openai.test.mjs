@@ -207,7 +207,10 @@ test('openai: chat.completions.create with a chat template, plain and streamed',
   const chatModel = process.env.KVSTREAM_CHAT_MODEL;
   assert.ok(chatModel, 'run.sh sets KVSTREAM_CHAT_MODEL');
   const chatServer = await startServer({ args: ['--model', chatModel], t });
-  const chat = new OpenAI({ baseURL: `${chatServer.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+  t.after(() => {  // say what the server did when the test failed
+    if (process.exitCode) console.error(chatServer.output());
+  });
+  const chat = new OpenAI({ baseURL: `${chatServer.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
   const request = { model: 'twin', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello.' }],
     max_tokens: 6, temperature: 0 };
   const c = await chat.chat.completions.create(request);

@@ -133,7 +133,8 @@ export async function startServer({ args = [], ctx = 1024, t, dataDir } = {}) {
       }
       if (port !== undefined) {
         try {
-          const r = await fetch(`http://127.0.0.1:${port}/health`);
+          // A bounded wait: a server that never answers fails by the deadline, with its output.
+          const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
           await r.arrayBuffer();
           if (r.status === 200) {
             break;

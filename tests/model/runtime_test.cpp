@@ -130,10 +130,11 @@ TEST_P(RuntimeTest, ShutdownAnswersEverythingInFlight) {
         auto a = f.get();
         EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted) << a.status().ToString();
     }
-    for (auto& f : appends) {  // the session fills up: the last appends may be refused at once
-        auto a = f.get();
+    for (auto& f : appends) {  // the session fills up, or ingest falls behind: the last appends
+        auto a = f.get();      // may be refused at once
         EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted ||
-                    a.status().code() == StatusCode::kContextFull)
+                    a.status().code() == StatusCode::kContextFull ||
+                    a.status().code() == StatusCode::kResourceExhausted)
             << a.status().ToString();
     }
 }
