@@ -177,9 +177,10 @@ void Runtime::SnapshotSessions(State& s, bool all) {
             continue;
         }
         if (!all) {
-            // The clock starts when a session is first seen; tokens count what rolled out too.
-            auto [mark, fresh] = s.snapshot_marks.try_emplace(id, State::SnapshotMark{now, 0});
+            // The clock and the count start when a session is first seen (made, or restored);
+            // tokens count what rolled out too.
             const std::uint64_t n_seen = info->n_tokens + info->n_dropped_tokens;
+            auto [mark, fresh] = s.snapshot_marks.try_emplace(id, State::SnapshotMark{now, n_seen});
             if ((fresh && d.snapshot_interval_s > 0) || now - mark->second.at < interval ||
                 n_seen <
                     mark->second.n_tokens + static_cast<std::uint64_t>(d.snapshot_min_tokens)) {
