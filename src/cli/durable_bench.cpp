@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
 #include <thread>
@@ -83,6 +84,37 @@ struct AppendFigures {
     double p99_ms = 0;
 };
 
+// `clients` threads each append `appends` bars of their own feed with `append(client, index,
+// line)`, which returns once the append is acknowledged. Appends/s and latency over all of them.
+AppendFigures TimeAppends(const std::string& mode,
+                          const DurableBenchOptions& o,
+                          const std::function<void(int, int, std::string)>& append) {
+    std::vector<std::vector<double>> latencies(static_cast<std::size_t>(o.clients));
+    const auto started = Clock::now();
+    std::vector<std::thread> clients;
+    for (int c = 0; c < o.clients; ++c) {
+        clients.emplace_back([&, c] {
+            SyntheticFeed feed(DefaultSymbols(), 100 + static_cast<std::uint64_t>(c));
+            for (int i = 0; i < o.appends; ++i) {
+                std::string line = RenderBar(feed.NextBar(0));
+                const auto t = Clock::now();
+                append(c, i, std::move(line));
+                latencies[static_cast<std::size_t>(c)].push_back(MsSince(t));
+            }
+        });
+    }
+    for (std::thread& t : clients) {
+        t.join();
+    }
+    const double wall_s = MsSince(started) / 1000;
+    std::vector<double> all;
+    for (const auto& l : latencies) {
+        all.insert(all.end(), l.begin(), l.end());
+    }
+    return {mode, static_cast<double>(all.size()) / wall_s, Quantile(all, 0.5),
+            Quantile(all, 0.99)};
+}
+
 AppendFigures MeasureAppends(const DurableBenchOptions& o, const std::string& mode) {
     const fs::path dir = fs::path(o.dir) / ("appends-" + mode);
     fs::remove_all(dir);
@@ -97,33 +129,13 @@ AppendFigures MeasureAppends(const DurableBenchOptions& o, const std::string& mo
         Check(id.status(), "creating a session");
         ids.push_back(*id);
     }
-    std::vector<std::vector<double>> latencies(static_cast<std::size_t>(o.clients));
-    const auto started = Clock::now();
-    std::vector<std::thread> clients;
-    for (int c = 0; c < o.clients; ++c) {
-        clients.emplace_back([&, c] {
-            SyntheticFeed feed(DefaultSymbols(), 100 + static_cast<std::uint64_t>(c));
-            for (int i = 0; i < o.appends; ++i) {
-                const std::string line = RenderBar(feed.NextBar(0));
-                const auto t = Clock::now();
-                auto r = rt->Append(0, ids[static_cast<std::size_t>(c)], line).get();
-                Check(r.status(), "appending");
-                latencies[static_cast<std::size_t>(c)].push_back(MsSince(t));
-            }
-        });
-    }
-    for (std::thread& t : clients) {
-        t.join();
-    }
-    const double wall_s = MsSince(started) / 1000;
-    std::vector<double> all;
-    for (const auto& l : latencies) {
-        all.insert(all.end(), l.begin(), l.end());
-    }
+    const AppendFigures figures = TimeAppends(mode, o, [&](int c, int, std::string line) {
+        Check(rt->Append(0, ids[static_cast<std::size_t>(c)], std::move(line)).get().status(),
+              "appending");
+    });
     rt.reset();
     fs::remove_all(dir);
-    return {mode, static_cast<double>(all.size()) / wall_s, Quantile(all, 0.5),
-            Quantile(all, 0.99)};
+    return figures;
 }
 
 // The store alone: client threads append to the data log and wait for each acknowledgement
@@ -134,41 +146,22 @@ AppendFigures MeasureStore(const DurableBenchOptions& o, SyncPolicy sync, const 
     fs::create_directories(dir);
     auto store = Store::Open({(dir / "kvstream.db").string(), sync, 0});
     Check(store.status(), "opening the store");
-    std::vector<std::vector<double>> latencies(static_cast<std::size_t>(o.clients));
-    const auto started = Clock::now();
-    std::vector<std::thread> clients;
-    for (int c = 0; c < o.clients; ++c) {
-        clients.emplace_back([&, c] {
-            SyntheticFeed feed(DefaultSymbols(), 100 + static_cast<std::uint64_t>(c));
-            for (int i = 0; i < o.appends; ++i) {
-                std::promise<Status> done;
-                const auto t = Clock::now();
-                (*store)->Append({static_cast<SessionId>(c + 1), static_cast<std::uint64_t>(i + 1),
-                                  RenderBar(feed.NextBar(0))},
-                                 [&done](Status st) { done.set_value(st); });
-                Check(done.get_future().get(), "appending to the store");
-                latencies[static_cast<std::size_t>(c)].push_back(MsSince(t));
-            }
+    AppendFigures figures =
+        TimeAppends(std::string("store-") + name, o, [&](int c, int i, std::string line) {
+            std::promise<Status> done;
+            (*store)->Append(
+                {static_cast<SessionId>(c + 1), static_cast<std::uint64_t>(i + 1), std::move(line)},
+                [&done](Status st) { done.set_value(st); });
+            Check(done.get_future().get(), "appending to the store");
         });
-    }
-    for (std::thread& t : clients) {
-        t.join();
-    }
-    const double wall_s = MsSince(started) / 1000;
-    std::vector<double> all;
-    for (const auto& l : latencies) {
-        all.insert(all.end(), l.begin(), l.end());
-    }
     const StoreStats stats = (*store)->stats();
     store->reset();
     fs::remove_all(dir);
     std::printf("store   %-7s %9.0f /s   p50 %8.3f ms   p99 %8.3f ms   %.1f appends per commit\n",
-                name, static_cast<double>(all.size()) / wall_s, Quantile(all, 0.5),
-                Quantile(all, 0.99),
+                name, figures.per_s, figures.p50_ms, figures.p99_ms,
                 static_cast<double>(stats.n_entries) / static_cast<double>(stats.n_commits));
     std::fflush(stdout);
-    return {std::string("store-") + name, static_cast<double>(all.size()) / wall_s,
-            Quantile(all, 0.5), Quantile(all, 0.99)};
+    return figures;
 }
 
 struct RestartFigures {

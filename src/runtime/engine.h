@@ -287,8 +287,9 @@ public:
     Status ConfirmAppend(SessionId id, std::uint64_t version);
 
     // A held append could not be recorded: it leaves the queue as if never accepted (when it is
-    // the last one accepted its version is given out again); queries that waited for it wait no
-    // longer. kNotFound when the session or the held append is gone.
+    // the last one accepted, the accepted version steps back, and a plain SubmitAppend gives that
+    // version out again); queries that waited for it wait no longer. kNotFound when the session
+    // or the held append is gone.
     Status RevokeAppend(SessionId id, std::uint64_t version);
 
     // Already tokenized data (no BOS); kInvalidArgument for an empty list or a token outside the

@@ -8,16 +8,26 @@
 
 namespace kvs {
 
+namespace {
+
+// The held append of `version`, or end().
+std::deque<PendingAppend>::iterator FindHeld(Session& s, std::uint64_t version) {
+    return std::find_if(s.pending.begin(), s.pending.end(),
+                        [&](const PendingAppend& a) { return a.version == version && a.held; });
+}
+
+Status NoHeldAppend(SessionId id, std::uint64_t version) {
+    return NotFound("no held append " + std::to_string(version) + " on session " +
+                    std::to_string(id));
+}
+
+}  // namespace
+
 Status Engine::ConfirmAppend(SessionId id, std::uint64_t version) {
     Session* s = FindSession(id);
-    auto it = s == nullptr
-                  ? std::deque<PendingAppend>::iterator{}
-                  : std::find_if(s->pending.begin(), s->pending.end(), [&](const PendingAppend& a) {
-                        return a.version == version && a.held;
-                    });
+    auto it = s == nullptr ? std::deque<PendingAppend>::iterator{} : FindHeld(*s, version);
     if (s == nullptr || it == s->pending.end()) {
-        return NotFound("no held append " + std::to_string(version) + " on session " +
-                        std::to_string(id));
+        return NoHeldAppend(id, version);
     }
     it->held = false;
     return Status::Ok();
@@ -25,18 +35,13 @@ Status Engine::ConfirmAppend(SessionId id, std::uint64_t version) {
 
 Status Engine::RevokeAppend(SessionId id, std::uint64_t version) {
     Session* s = FindSession(id);
-    auto it = s == nullptr
-                  ? std::deque<PendingAppend>::iterator{}
-                  : std::find_if(s->pending.begin(), s->pending.end(), [&](const PendingAppend& a) {
-                        return a.version == version && a.held;
-                    });
+    auto it = s == nullptr ? std::deque<PendingAppend>::iterator{} : FindHeld(*s, version);
     if (s == nullptr || it == s->pending.end()) {
-        return NotFound("no held append " + std::to_string(version) + " on session " +
-                        std::to_string(id));
+        return NoHeldAppend(id, version);
     }
     s->n_pending_tokens -= static_cast<int>(it->tokens.size());
     s->pending.erase(it);
-    if (version == s->accepted_version) {  // the last one: its version is given out again
+    if (version == s->accepted_version) {  // the last one: the accepted version steps back
         s->accepted_version = s->pending.empty() ? s->version : s->pending.back().version;
         board_.SetAccepted(id, s->accepted_version);
     }
