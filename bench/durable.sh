@@ -15,9 +15,10 @@
 #
 # Usage: bench/durable.sh [--quick] [more `kvstream durable-bench` options]
 #        (--quick: 8 sessions of 2,000 tokens; later options override the defaults above)
-# Needs ~7 GB of free disk under $TMPDIR (the snapshots) and ~8 GB of RAM; takes ~15 minutes. Run it on an otherwise
-# idle machine. Writes bench/results/durable-<UTC time>/{machine.txt,durable.json,durable.txt,
-# report.md} and prints the report.
+# Needs ~7 GB of free disk under $TMPDIR (the snapshots) and ~8 GB of RAM; takes ~45 minutes,
+# most of it the log rebuild. Run it on an otherwise idle machine. Writes
+# bench/results/durable-<UTC time>/{machine.txt,durable.json,durable.txt,report.md} and prints
+# the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/common.sh
@@ -29,9 +30,7 @@ if [ "${1:-}" = "--quick" ]; then sessions=8; tokens=2000; shift; fi
 threads=2
 
 scripts/setup.sh build
-cache="${KVSTREAM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstream}"
-model="$cache/models/smollm2-135m-q8_0.gguf"
-[ -f "$model" ] || build/kvstream make-model --shape smollm2-135m --type q8_0 --out "$model"
+bench_default_model smollm2-135m
 
 out="bench/results/durable-$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$out"

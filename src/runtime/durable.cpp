@@ -36,12 +36,12 @@ FlashOptions FromStored(const StoredFlash& f) {
     return o;
 }
 
+}  // namespace
+
 Status StorageError(const std::string& what, const Status& why) {
     return Status(StatusCode::kStorage,
                   what + " (" + why.message() + "); nothing was acknowledged");
 }
-
-}  // namespace
 
 StoredFlash ToStored(FlashId id, const FlashOptions& o) {
     return {id,

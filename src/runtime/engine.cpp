@@ -266,6 +266,23 @@ std::vector<SessionId> Engine::SessionIds() const {
     return ids;
 }
 
+Result<Tokens> TokenizeAppend(const Model& model,
+                              std::string_view text,
+                              std::size_t max_text_bytes) {
+    if (text.size() > max_text_bytes) {
+        return TooLarge("append of " + std::to_string(text.size()) +
+                        " bytes exceeds the limit of " + std::to_string(max_text_bytes));
+    }
+    if (text.empty()) {
+        return InvalidArgument("the appended text is empty");
+    }
+    auto tokens = model.Tokenize(text, false);
+    if (tokens.ok() && tokens->empty()) {
+        return InvalidArgument("the appended text has no tokens");
+    }
+    return tokens;
+}
+
 Result<AppendResult> Engine::TrySubmitAppend(SessionId id,
                                              std::string_view text,
                                              const AppendOptions& how) {
@@ -273,11 +290,7 @@ Result<AppendResult> Engine::TrySubmitAppend(SessionId id,
     if (s == nullptr) {
         return NotFound("unknown session " + std::to_string(id));
     }
-    KV_RETURN_IF_ERROR(ValidateText(text, "append"));
-    if (text.empty()) {
-        return InvalidArgument("the appended text is empty");
-    }
-    auto tokens = model_->Tokenize(text, false);
+    auto tokens = TokenizeAppend(*model_, text, options_.max_text_bytes);
     if (!tokens.ok()) {
         return tokens.status();
     }

@@ -253,6 +253,13 @@ struct StepMetrics {
     Gauge& flash_budget_credit_ms;
 };
 
+// An append's text checked and tokenized (no BOS, no special tokens): kTooLarge over
+// `max_text_bytes`, kInvalidArgument when empty, invalid UTF-8 or without tokens. Pure: the
+// runtime calls it on the caller's thread, the engine on its own.
+Result<Tokens> TokenizeAppend(const Model& model,
+                              std::string_view text,
+                              std::size_t max_text_bytes);
+
 class Engine {
 public:
     // Loads the model and creates the context. Errors: kNotFound, kInvalidArgument, kUnavailable.

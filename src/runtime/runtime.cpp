@@ -315,18 +315,9 @@ void Runtime::Append(
     TenantId tenant, SessionId id, std::string text, bool wait, Reply<Result<AppendResult>> reply) {
     // Validated, tokenized and admitted here, on the caller's thread, so the acknowledgement
     // never waits for an engine step (DESIGN.md: validate and tokenize -> log -> ack -> engine).
-    if (text.size() > options_.engine.max_text_bytes) {
-        reply(TooLarge("append of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
-                       std::to_string(options_.engine.max_text_bytes)));
-        return;
-    }
-    if (text.empty()) {
-        reply(InvalidArgument("the appended text is empty"));
-        return;
-    }
-    auto tokens = model_->Tokenize(text, false);
-    if (!tokens.ok() || tokens->empty()) {
-        reply(tokens.ok() ? InvalidArgument("the appended text has no tokens") : tokens.status());
+    auto tokens = TokenizeAppend(*model_, text, options_.engine.max_text_bytes);
+    if (!tokens.ok()) {
+        reply(tokens.status());
         return;
     }
     const int n_tokens = static_cast<int>(tokens->size());
@@ -447,8 +438,7 @@ void Runtime::AddFlash(TenantId tenant,
                     }
                     rt->EnqueueAlways(
                         [id, flash](State& state) { (void)state.engine->RemoveFlash(id, flash); });
-                    r(Status(StatusCode::kStorage,
-                             "the question could not be stored (" + stored.message() + ")"));
+                    r(StorageError("the question could not be stored", stored));
                 });
         },
         QueueFull());

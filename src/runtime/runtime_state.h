@@ -133,6 +133,9 @@ struct Runtime::State {
     }
 };
 
+// kStorage: "<what> (<why>); nothing was acknowledged".
+Status StorageError(const std::string& what, const Status& why);
+
 // A question as the store keeps it.
 StoredFlash ToStored(FlashId id, const FlashOptions& options);
 
