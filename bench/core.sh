@@ -28,14 +28,14 @@ mkdir -p "$out"
 bench_machine_info "$threads" "$model" > "$out/machine.txt"
 cat "$out/machine.txt"
 
-echo "== kvstream bench, flash attention off" >&2
-build/kvstream bench --model "$model" --depths "$depths" --threads "$threads" --reps "$reps" \
+echo "== kvstream core-bench, flash attention off" >&2
+build/kvstream core-bench --model "$model" --depths "$depths" --threads "$threads" --reps "$reps" \
   --stateless-reps "$stateless_reps" --json "$out/kvstream-fa0.json"
 echo "== llama-bench floor, flash attention off and on" >&2
 "$llama_bench" -m "$model" -p 32 -n 16 -d "$depths" -t "$threads" -fa 0,1 -r "$lb_reps" \
   -o json > "$out/llama-bench.json"
-echo "== kvstream bench, flash attention on (stateful path only)" >&2
-build/kvstream bench --model "$model" --depths "$depths" --threads "$threads" --reps "$reps" \
+echo "== kvstream core-bench, flash attention on (stateful path only)" >&2
+build/kvstream core-bench --model "$model" --depths "$depths" --threads "$threads" --reps "$reps" \
   --stateless-reps 0 --flash-attn --json "$out/kvstream-fa1.json"
 
 node bench/report.mjs "$out" | tee "$out/report.md"

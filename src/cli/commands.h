@@ -10,7 +10,8 @@ namespace kvs {
 
 void AddMakeModelCommand(CLI::App& app);
 void AddDemoCommand(CLI::App& app);
-void AddBenchCommand(CLI::App& app);
+void AddCoreBenchCommand(CLI::App& app);
+void AddMarketBenchCommand(CLI::App& app);
 void AddLoadCommand(CLI::App& app);
 void AddFlashBenchCommand(CLI::App& app);
 void AddDurableBenchCommand(CLI::App& app);

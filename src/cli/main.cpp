@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     kvs::AddDemoCommand(app);
     kvs::AddMakeModelCommand(app);
-    kvs::AddBenchCommand(app);
+    kvs::AddCoreBenchCommand(app);
+    kvs::AddMarketBenchCommand(app);
     kvs::AddLoadCommand(app);
     kvs::AddFlashBenchCommand(app);
     kvs::AddDurableBenchCommand(app);

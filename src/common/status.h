@@ -67,6 +67,10 @@ inline Status TooLarge(std::string message) {
     return {StatusCode::kTooLarge, std::move(message)};
 }
 
+inline Status Unavailable(std::string message) {
+    return {StatusCode::kUnavailable, std::move(message)};
+}
+
 inline Status Internal(std::string message) {
     return {StatusCode::kInternal, std::move(message)};
 }

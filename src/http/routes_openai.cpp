@@ -93,7 +93,8 @@ void Api::Completions(Call& c, bool chat) {
     if (!Read(c, OptInt(*body, "max_tokens", 1, limits_.max_tokens), max_tokens) ||
         !ReadSampling(c, *body, q.sampling) ||
         !Read(c, OptStringOrList(*body, "stop", 4, 256), q.stop) ||
-        !Read(c, OptBool(*body, "stream"), stream) || !Read(c, OptInt(*body, "n", 1, 1), n)) {
+        !Read(c, OptBool(*body, "stream"), stream) || !Read(c, OptInt(*body, "n", 1, 1), n) ||
+        !Read(c, OptBool(*body, "ignore_eos"), q.ignore_eog)) {
         return;
     }
     q.max_tokens = static_cast<int>(max_tokens);

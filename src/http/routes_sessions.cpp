@@ -333,7 +333,8 @@ void Api::QuerySession(Call& c, SessionId id) {
     auto body = c.Body();
     if (!body || c.Failed(RejectUnknownFields(
                      *body, {"query", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop",
-                             "stream", "max_staleness", "max_staleness_ms", "cached"}))) {
+                             "stream", "max_staleness", "max_staleness_ms", "cached",
+                             "ignore_eos"}))) {
         return;
     }
     QueryOptions q;
@@ -347,7 +348,8 @@ void Api::QuerySession(Call& c, SessionId id) {
         !Read(c, OptBool(*body, "stream"), stream) ||
         !Read(c, OptInt(*body, "max_staleness", 0, INT64_MAX), max_staleness) ||
         !Read(c, OptNumber(*body, "max_staleness_ms", 0, 1e12), q.max_staleness_ms) ||
-        !Read(c, OptBool(*body, "cached"), q.allow_cached)) {
+        !Read(c, OptBool(*body, "cached"), q.allow_cached) ||
+        !Read(c, OptBool(*body, "ignore_eos"), q.ignore_eog)) {
         return;
     }
     if (q.question.empty()) {

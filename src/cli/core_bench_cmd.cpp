@@ -1,4 +1,4 @@
-// `kvstream bench`: one question of exactly Q tokens and an answer of exactly A tokens on a
+// `kvstream core-bench`: one question of exactly Q tokens and an answer of exactly A tokens on a
 // session holding exactly D tokens, on the stateful path and on the stateless path, at several
 // depths. The same token counts as `llama-bench -p Q -n A -d D`, whose figure is the floor.
 // Results go to stdout as a table and, with --json, to a file for docs/benchmarks.md.
@@ -143,10 +143,10 @@ void RunBench(BenchOptions o) {
 
 }  // namespace
 
-void AddBenchCommand(CLI::App& app) {
+void AddCoreBenchCommand(CLI::App& app) {
     auto o = std::make_shared<BenchOptions>();
     CLI::App* cmd = app.add_subcommand(
-        "bench", "Measure stateful vs stateless query latency at fixed context depths");
+        "core-bench", "Measure stateful vs stateless query latency at fixed context depths");
     cmd->add_option("--model", o->model, "GGUF model (default: the Qwen2.5-0.5B shape twin)");
     cmd->add_option("--depths", o->depths, "Context depths in tokens")->capture_default_str();
     cmd->add_option("--question-tokens", o->n_question, "Question length")->capture_default_str();
