@@ -5,8 +5,8 @@
 #
 # Usage: scripts/build_llama.sh [--cuda] [--with-tools]
 #   --cuda        build the CUDA backend too (needs nvcc)
-#   --with-tools  build llama-bench instead (for benchmarks); prints the build folder, whose
-#                 bin/ holds it
+#   --with-tools  build llama-bench and llama-server instead (for benchmarks: the floor and the
+#                 peer server); prints the build folder, whose bin/ holds them
 # Env:   KVSTREAM_CACHE (default: ${XDG_CACHE_HOME:-$HOME/.cache}/kvstream)
 # Prints the install prefix on the last line of stdout.
 set -euo pipefail
@@ -30,7 +30,7 @@ flags=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_COMMON=OF
        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
        -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON -DGGML_CUDA="$cuda")
 if [ "$tools" = ON ]; then
-  flags+=(-DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON)
+  flags+=(-DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON)
 else
   flags+=(-DLLAMA_BUILD_TOOLS=OFF)
 fi
@@ -80,11 +80,12 @@ if [ "$cuda" = ON ] && ! command -v nvcc >/dev/null; then
 fi
 
 if [ "$tools" = ON ]; then
-  # Tools (llama-bench for the benchmark floor) are built, not installed: the build folder is the
-  # cached artifact, and the binaries find their libraries through the build tree's RPATH.
-  echo "llama.cpp $kCommit: building llama-bench into $prefix (several minutes, once per machine)" >&2
+  # Tools (llama-bench for the benchmark floor, llama-server as the peer system) are built, not
+  # installed: the build folder is the cached artifact, and the binaries find their libraries
+  # through the build tree's RPATH.
+  echo "llama.cpp $kCommit: building llama-bench and llama-server into $prefix (several minutes, once per machine)" >&2
   cmake -S "$tree" -B "$prefix" -G Ninja "${flags[@]}" >&2
-  cmake --build "$prefix" -j"$(nproc)" --target llama-bench >&2
+  cmake --build "$prefix" -j"$(nproc)" --target llama-bench llama-server >&2
   touch "$prefix/.complete"
   echo "$prefix"
   exit 0

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
+# llama-server and llama-bench for the market benchmark's smoke run (cached after the first time).
+scripts/build_llama.sh --with-tools >/dev/null
 [ -d tests/e2e/node_modules ] || npm ci --prefix tests/e2e --no-audit --no-fund >&2
 cd build
 if [ "$#" -eq 0 ]; then

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <netinet/in.h>
 #include <sstream>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -34,7 +35,8 @@ Result<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
         close(log);
         return Internal(std::string("fork: ") + std::strerror(errno));
     }
-    if (pid == 0) {  // the child: only async-signal-safe calls until exec
+    if (pid == 0) {                        // the child: only async-signal-safe calls until exec
+        prctl(PR_SET_PDEATHSIG, SIGTERM);  // a benchmark that dies takes its servers along
         dup2(log, STDOUT_FILENO);
         dup2(log, STDERR_FILENO);
         const int devnull = open("/dev/null", O_RDONLY);
@@ -51,7 +53,9 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
     other.pid_ = -1;
 }
 
-ChildProcess::~ChildProcess() { Stop(2); }
+ChildProcess::~ChildProcess() {
+    Stop(2);
+}
 
 bool ChildProcess::Running(std::string* why) {
     if (pid_ < 0) {
@@ -62,9 +66,10 @@ bool ChildProcess::Running(std::string* why) {
         return true;
     }
     if (why != nullptr) {
-        *why = WIFEXITED(status)     ? "exited with status " + std::to_string(WEXITSTATUS(status))
-               : WIFSIGNALED(status) ? std::string("killed by signal ") + strsignal(WTERMSIG(status))
-                                     : "stopped";
+        *why = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+               : WIFSIGNALED(status)
+                   ? std::string("killed by signal ") + strsignal(WTERMSIG(status))
+                   : "stopped";
     }
     pid_ = -1;
     return false;

@@ -34,10 +34,12 @@ public:
     void Stop(double grace_s = 10);
 
     pid_t pid() const { return pid_; }
+
     const std::string& log_path() const { return log_path_; }
 
 private:
     ChildProcess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
+
     pid_t pid_ = -1;
     std::string log_path_;
 };

@@ -14,7 +14,9 @@ double SecondsSince(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-void SleepUntil(Clock::time_point t) { std::this_thread::sleep_until(t); }
+void SleepUntil(Clock::time_point t) {
+    std::this_thread::sleep_until(t);
+}
 
 Clock::time_point At(Clock::time_point start, double s) {
     return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
@@ -24,6 +26,7 @@ Clock::time_point At(Clock::time_point start, double s) {
 class WarmupLog {
 public:
     explicit WarmupLog(std::string label) : label_(std::move(label)) {}
+
     void operator()(const std::string& what) {
         const auto now = Clock::now();
         if (what == last_ || now - printed_ < std::chrono::seconds(10)) {
@@ -48,6 +51,7 @@ struct Phase {
     SystemRun& run;
     Clock::time_point start;
     std::mutex mu;
+    std::mutex question_turn;         // serial_questions: held while a question runs
     std::vector<int> bars_delivered;  // per session
     std::vector<int> bars_at_last_question;
     std::atomic<int> answered{0};
@@ -74,6 +78,10 @@ struct Phase {
     }
 
     void Ask(HttpClient& client, int s, int q, double scheduled_s) {
+        std::unique_lock turn(question_turn, std::defer_lock);
+        if (scenario.serial_questions) {
+            turn.lock();
+        }
         QuerySample sample;
         sample.system = run.system;
         sample.round = run.round;
@@ -93,7 +101,11 @@ struct Phase {
             flash ? workload.flash_ask_tokens[s][q] : workload.question_tokens[s][q];
         sample.at_s = SecondsSince(start);
         sample.late_ms = std::max(0.0, (sample.at_s - scheduled_s) * 1000);
-        auto a = system.Ask(client, s, flash ? workload.flash_asks[s][q] : workload.questions[s][q]);
+        auto a =
+            system.Ask(client, s, flash ? workload.flash_asks[s][q] : workload.questions[s][q]);
+        if (turn.owns_lock()) {
+            turn.unlock();
+        }
         if (a.ok()) {
             sample.answer = *a;
             ++answered;
@@ -201,23 +213,28 @@ SystemRun RunSystem(const Scenario& scenario,
     std::fprintf(stderr, "%s warm-up done in %.1f s\n", label.c_str(), run.warmup_s);
 
     const int n = static_cast<int>(scenario.sessions.size());
-    Phase phase{scenario, workload, *system, run, Clock::now(), {}, std::vector<int>(n, 0),
+    Phase phase{scenario,
+                workload,
+                *system,
+                run,
+                Clock::now(),
+                {},
+                std::vector<int>(n, 0),
                 std::vector<int>(n, 0)};
     const double cpu0 = system->CpuSeconds();
     std::vector<std::thread> threads;
     for (int s = 0; s < n; ++s) {
-        threads.emplace_back([&phase, s] {
-            phase.scenario.sweep() ? RunSweep(phase, s) : RunPoisson(phase, s);
-        });
+        threads.emplace_back(
+            [&phase, s] { phase.scenario.sweep() ? RunSweep(phase, s) : RunPoisson(phase, s); });
     }
     std::atomic<bool> done{false};
     std::thread progress([&] {
         std::size_t expected = 0;
         for (int s = 0; s < n; ++s) {
-            expected += scenario.sweep()
-                            ? std::min<std::size_t>(scenario.after_bars.size(), phase.MaxQuestions())
-                            : std::min<std::size_t>(workload.question_times[s].size(),
-                                                    phase.MaxQuestions());
+            expected += scenario.sweep() ? std::min<std::size_t>(scenario.after_bars.size(),
+                                                                 phase.MaxQuestions())
+                                         : std::min<std::size_t>(workload.question_times[s].size(),
+                                                                 phase.MaxQuestions());
         }
         ProgressBar bar(label + " questions", expected);
         while (!done) {
@@ -228,8 +245,8 @@ SystemRun RunSystem(const Scenario& scenario,
                 bars = run.bars;
             }
             char note[96];
-            std::snprintf(note, sizeof note, "%.0f s, %d bars, %d failed", SecondsSince(phase.start),
-                          bars, phase.failed.load());
+            std::snprintf(note, sizeof note, "%.0f s, %d bars, %d failed",
+                          SecondsSince(phase.start), bars, phase.failed.load());
             bar.Update(phase.answered + phase.failed, note);
         }
         bar.Finish();

@@ -37,7 +37,7 @@ struct SystemRun {
     double measured_s = 0;  // the measured phase, wall clock
     double cpu_s = 0;       // the server's CPU seconds during the measured phase
     double peak_rss_mib = 0;
-    int bars = 0;           // bars delivered during the measured phase
+    int bars = 0;                       // bars delivered during the measured phase
     std::vector<double> ack_ms;         // append acknowledgements (kvstream)
     std::vector<double> ingest_lag_ms;  // acknowledgement -> ingested (kvstream)
     std::optional<double> overhead_share;
@@ -48,9 +48,9 @@ struct SystemRun {
 // The scenario's data, prepared once for every system.
 struct Workload {
     std::vector<SessionStart> starts;
-    std::vector<std::vector<Bar>> measured_bars;     // per session, in arrival order
-    std::vector<int> start_tokens;                   // per session: prefix + history
-    std::vector<std::vector<int>> bar_tokens;        // per session: each measured bar's tokens
+    std::vector<std::vector<Bar>> measured_bars;      // per session, in arrival order
+    std::vector<int> start_tokens;                    // per session: prefix + history
+    std::vector<std::vector<int>> bar_tokens;         // per session: each measured bar's tokens
     std::vector<std::vector<std::string>> questions;  // per session, in asking order
     std::vector<std::vector<int>> question_tokens;
     std::vector<std::vector<std::string>> flash_asks;  // kvstream-flash's, on the same schedule

@@ -4,7 +4,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
 #include <optional>
 
 namespace kvs::bench {
@@ -14,7 +13,10 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 namespace {
-Status Broken(std::string message) { return Unavailable(std::move(message)); }
+Status Broken(std::string message) {
+    return Unavailable(std::move(message));
+}
+
 Status Broken(const std::string& where, const beast::error_code& ec) {
     return Broken(where + (ec == beast::error::timeout ? "timed out" : ec.message()));
 }
@@ -29,7 +31,9 @@ struct HttpClient::Impl {
 HttpClient::HttpClient(std::string host, int port)
     : impl_(std::make_unique<Impl>()), host_(std::move(host)), port_(port) {}
 
-HttpClient::~HttpClient() { Close(); }
+HttpClient::~HttpClient() {
+    Close();
+}
 
 void HttpClient::Close() {
     if (impl_->stream) {

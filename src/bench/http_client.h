@@ -36,6 +36,7 @@ public:
                               std::chrono::milliseconds timeout = std::chrono::minutes(30));
 
     Result<HttpReply> Get(const std::string& target) { return Request("GET", target, ""); }
+
     Result<HttpReply> Post(const std::string& target, const std::string& body) {
         return Request("POST", target, body);
     }
@@ -51,16 +52,22 @@ private:
 };
 
 // Splits a server-sent event stream into events as bytes arrive: Feed() returns each completed
-// event's name ("message" when none) and data (data lines joined by '\n').
+// event's name ("message" when none) and data (data lines joined by '\n'). Comment lines are
+// skipped; a block of comments alone gives an event with empty data.
 class SseParser {
 public:
     struct Event {
         std::string name;
         std::string data;
     };
+
     template <typename F>
     void Feed(std::string_view bytes, F&& on_event) {
-        pending_.append(bytes);
+        for (char c : bytes) {  // CRLF line ends count as LF
+            if (c != '\r') {
+                pending_ += c;
+            }
+        }
         for (std::size_t end; (end = pending_.find("\n\n")) != std::string::npos;) {
             on_event(Parse(std::string_view(pending_).substr(0, end)));
             pending_.erase(0, end + 2);

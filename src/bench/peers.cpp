@@ -98,12 +98,12 @@ public:
             return port.status();
         }
         // Stateless requests run on the engine's reserved sequences, each a slot of --ctx cells.
-        return Launch({setup.kvstream_bin, "serve", "--model", setup.model, "--port",
-                       std::to_string(*port), "--threads", std::to_string(setup.threads),
-                       "--sessions", "1", "--ctx", std::to_string(setup.ctx_per_session),
-                       "--in-memory", "--max-body-bytes", std::to_string(16 << 20),
-                       "--request-timeout-s", "3600"},
-                      setup.work_dir + "/stateless.log", *port);
+        return Launch(
+            {setup.kvstream_bin, "serve", "--model", setup.model, "--port", std::to_string(*port),
+             "--threads", std::to_string(setup.threads), "--sessions", "1", "--ctx",
+             std::to_string(setup.ctx_per_session), "--in-memory", "--max-body-bytes",
+             std::to_string(16 << 20), "--request-timeout-s", "3600"},
+            setup.work_dir + "/stateless.log", *port);
     }
 
     Status Prepare(const std::vector<SessionStart>& sessions,
@@ -115,8 +115,10 @@ public:
 
 protected:
     Result<Answer> Complete(HttpClient& client, const std::string& prompt) override {
-        const Json body = {{"prompt", prompt}, {"max_tokens", answer_tokens_},
-                           {"temperature", 0},  {"stream", true},
+        const Json body = {{"prompt", prompt},
+                           {"max_tokens", answer_tokens_},
+                           {"temperature", 0},
+                           {"stream", true},
                            {"ignore_eos", true}};
         return Stream(client, "/v1/completions", body, [](const Json& j, Answer& a) {
             if (j.contains("usage") && j["usage"].is_object()) {
@@ -153,13 +155,12 @@ public:
             return port.status();
         }
         const int slots = shared_ ? setup.shared_slots : setup.n_sessions;
-        return Launch({setup.llama_server_bin, "--model", setup.model, "--host", "127.0.0.1",
-                       "--port", std::to_string(*port), "--threads", std::to_string(setup.threads),
-                       "--threads-batch", std::to_string(setup.threads), "--parallel",
-                       std::to_string(slots), "--ctx-size",
-                       std::to_string(slots * setup.ctx_per_session), "--flash-attn", "off",
-                       "--no-webui"},
-                      setup.work_dir + "/" + SystemName(kind()) + ".log", *port);
+        return Launch(
+            {setup.llama_server_bin, "--model", setup.model, "--host", "127.0.0.1", "--port",
+             std::to_string(*port), "--threads", std::to_string(setup.threads), "--threads-batch",
+             std::to_string(setup.threads), "--parallel", std::to_string(slots), "--ctx-size",
+             std::to_string(slots * setup.ctx_per_session), "--flash-attn", "off", "--no-webui"},
+            setup.work_dir + "/" + SystemName(kind()) + ".log", *port);
     }
 
     // Each session's first question carries its whole history: the cold prefill a
@@ -183,9 +184,8 @@ public:
 
 protected:
     Result<Answer> Complete(HttpClient& client, const std::string& prompt) override {
-        const Json body = {{"prompt", prompt},       {"n_predict", answer_tokens_},
-                           {"temperature", 0},       {"stream", true},
-                           {"cache_prompt", true},   {"ignore_eos", true}};
+        const Json body = {{"prompt", prompt}, {"n_predict", answer_tokens_}, {"temperature", 0},
+                           {"stream", true},   {"cache_prompt", true},        {"ignore_eos", true}};
         return Stream(client, "/completion", body, [](const Json& j, Answer& a) {
             if (j.contains("timings")) {
                 const Json& t = j["timings"];
@@ -204,7 +204,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<System> MakeStatelessSystem() { return std::make_unique<StatelessSystem>(); }
+std::unique_ptr<System> MakeStatelessSystem() {
+    return std::make_unique<StatelessSystem>();
+}
 
 std::unique_ptr<System> MakeLlamaServerSystem(bool shared) {
     return std::make_unique<LlamaServerSystem>(shared);

@@ -39,7 +39,9 @@ std::string Ms(double ms) {
     return Fmt("%.2f s", ms / 1000);
 }
 
-std::string Ratio(double r) { return r >= 10 ? Fmt("%.0fx", r) : Fmt("%.1fx", r); }
+std::string Ratio(double r) {
+    return r >= 10 ? Fmt("%.0fx", r) : Fmt("%.1fx", r);
+}
 
 // Answered questions of the measured phase, by system (rounds pooled).
 std::map<SystemKind, std::vector<const QuerySample*>> Measured(const std::vector<SystemRun>& runs) {
@@ -73,7 +75,9 @@ int Bucket(int tokens) {
     return static_cast<int>(512 * std::pow(2.0, std::max(k, -1.0)));
 }
 
-std::string BucketLabel(int b) { return b >= 1024 ? std::to_string(b / 1024) + "k" : std::to_string(b); }
+std::string BucketLabel(int b) {
+    return b >= 1024 ? std::to_string(b / 1024) + "k" : std::to_string(b);
+}
 
 std::vector<SystemKind> Order(const std::vector<SystemRun>& runs) {
     std::vector<SystemKind> kinds;
@@ -119,10 +123,14 @@ Json Summary(const Scenario& sc,
              const RunInfo& info,
              const std::vector<SystemRun>& runs,
              const std::optional<Floor>& floor) {
-    Json j = {{"scenario", sc.name},         {"scenario_file", info.scenario_path},
-              {"model", info.model},         {"machine", info.machine},
-              {"threads", info.threads},     {"ctx_per_session", info.ctx_per_session},
-              {"started_utc", info.started_utc}, {"wall_s", info.wall_s},
+    Json j = {{"scenario", sc.name},
+              {"scenario_file", info.scenario_path},
+              {"model", info.model},
+              {"machine", info.machine},
+              {"threads", info.threads},
+              {"ctx_per_session", info.ctx_per_session},
+              {"started_utc", info.started_utc},
+              {"wall_s", info.wall_s},
               {"runs", Json::array()}};
     for (const auto& r : runs) {
         std::vector<const QuerySample*> ok;
@@ -158,9 +166,9 @@ Json Summary(const Scenario& sc,
         j["runs"].push_back(jr);
     }
     if (floor) {
-        j["floor"] = {{"depth", floor->depth},   {"prompt", floor->prompt},
-                      {"gen", floor->gen},       {"pp_ms", floor->pp_ms},
-                      {"tg_ms", floor->tg_ms},   {"total_ms", floor->total_ms()}};
+        j["floor"] = {{"depth", floor->depth}, {"prompt", floor->prompt},
+                      {"gen", floor->gen},     {"pp_ms", floor->pp_ms},
+                      {"tg_ms", floor->tg_ms}, {"total_ms", floor->total_ms()}};
     }
     return j;
 }
@@ -173,7 +181,8 @@ double Percentile(std::vector<double> values, double p) {
     }
     std::sort(values.begin(), values.end());
     const double rank = std::ceil(p / 100.0 * static_cast<double>(values.size()));
-    const std::size_t i = static_cast<std::size_t>(std::clamp(rank, 1.0, static_cast<double>(values.size()))) - 1;
+    const std::size_t i =
+        static_cast<std::size_t>(std::clamp(rank, 1.0, static_cast<double>(values.size()))) - 1;
     return values[i];
 }
 
@@ -211,9 +220,17 @@ Status WriteResults(const std::string& out_dir,
     const auto measured = Measured(runs);
     const auto kinds = Order(runs);
     Plot by_context{"Question latency against context (p50 per context bucket)",
-                    "tokens of context when asked", "seconds (log scale)", true, true, {}};
+                    "tokens of context when asked",
+                    "seconds (log scale)",
+                    true,
+                    true,
+                    {}};
     Plot by_bars{"Question latency against bars arrived since the previous question (p50)",
-                 "bars between questions", "seconds (log scale)", true, true, {}};
+                 "bars between questions",
+                 "seconds (log scale)",
+                 true,
+                 true,
+                 {}};
     for (std::size_t i = 0; i < kinds.size(); ++i) {
         const auto it = measured.find(kinds[i]);
         if (it == measured.end()) {
@@ -290,7 +307,8 @@ std::string ReportMarkdown(const Scenario& sc,
 
     o << "## Question latency (measured phase)\n\n"
       << "| system | questions | failed | first token p50 | total p50 | p95 | p99 | tokens "
-         "computed p50 | server CPU (cores busy) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+         "computed p50 | server CPU (cores busy) | CPU per question |\n"
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (SystemKind k : kinds) {
         const auto s = samples(k);
         int failed = 0;
@@ -310,29 +328,32 @@ std::string ReportMarkdown(const Scenario& sc,
           << Ms(Percentile(Values(s, [](const QuerySample& q) { return q.answer.ttft_ms; }), 50))
           << " | " << Ms(Percentile(t, 50)) << " | " << Ms(Percentile(t, 95)) << " | "
           << Ms(Percentile(t, 99)) << " | "
-          << Fmt("%.0f", Percentile(Values(s, [](const QuerySample& q) {
-                                        return static_cast<double>(q.answer.computed_tokens);
-                                    }),
+          << Fmt("%.0f", Percentile(Values(s,
+                                           [](const QuerySample& q) {
+                                               return static_cast<double>(q.answer.computed_tokens);
+                                           }),
                                     50))
-          << " | " << Fmt("%.0f s", cpu) << " (" << Fmt("%.2f", wall > 0 ? cpu / wall : 0)
-          << ") |\n";
+          << " | " << Fmt("%.0f s", cpu) << " (" << Fmt("%.2f", wall > 0 ? cpu / wall : 0) << ") | "
+          << (s.empty() ? std::string("-") : Ms(cpu * 1000 / static_cast<double>(s.size())))
+          << " |\n";
     }
 
     o << "\n## Ingest and warm-up\n\n"
       << "| system | server start | warm-up | bars in phase | append ack p50 / p99 | ingest lag "
          "p50 / p95 / max | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& r : runs) {
-        o << "| " << SystemName(r.system) << (sc.rounds > 1 ? " #" + std::to_string(r.round + 1) : "")
-          << " | " << Fmt("%.1f s", r.start_s) << " | " << Fmt("%.1f s", r.warmup_s) << " | "
-          << r.bars << " | "
-          << (r.ack_ms.empty() ? std::string("client-side")
-                               : Ms(Percentile(r.ack_ms, 50)) + " / " + Ms(Percentile(r.ack_ms, 99)))
+        o << "| " << SystemName(r.system)
+          << (sc.rounds > 1 ? " #" + std::to_string(r.round + 1) : "") << " | "
+          << Fmt("%.1f s", r.start_s) << " | " << Fmt("%.1f s", r.warmup_s) << " | " << r.bars
           << " | "
-          << (r.ingest_lag_ms.empty()
-                  ? std::string("at question time")
-                  : Ms(Percentile(r.ingest_lag_ms, 50)) + " / " +
-                        Ms(Percentile(r.ingest_lag_ms, 95)) + " / " +
-                        Ms(Percentile(r.ingest_lag_ms, 100)))
+          << (r.ack_ms.empty()
+                  ? std::string("client-side")
+                  : Ms(Percentile(r.ack_ms, 50)) + " / " + Ms(Percentile(r.ack_ms, 99)))
+          << " | "
+          << (r.ingest_lag_ms.empty() ? std::string("at question time")
+                                      : Ms(Percentile(r.ingest_lag_ms, 50)) + " / " +
+                                            Ms(Percentile(r.ingest_lag_ms, 95)) + " / " +
+                                            Ms(Percentile(r.ingest_lag_ms, 100)))
           << " | " << Fmt("%.0f MiB", r.peak_rss_mib) << " |\n";
     }
     o << "\nWarm-up brings each session to its starting context: kvstream ingests the history "
@@ -365,7 +386,8 @@ std::string ReportMarkdown(const Scenario& sc,
                     v.push_back(s->answer.total_ms);
                 }
             }
-            o << " " << (v.empty() ? "-" : Ms(Percentile(v, 50)) + " (" + std::to_string(v.size()) + ")")
+            o << " "
+              << (v.empty() ? "-" : Ms(Percentile(v, 50)) + " (" + std::to_string(v.size()) + ")")
               << " |";
         }
         o << "\n";
@@ -423,8 +445,9 @@ std::string ReportMarkdown(const Scenario& sc,
           << " | |\n";
     }
     if (kv_p50 > 0) {
-        o << "| + stateful KV reuse: only the question and answer computed | " << Ms(kv_p50) << " | "
-          << (sl_p50 > 0 ? Ratio(sl_p50 / kv_p50) + " faster than stateless" : "") << " |\n";
+        o << "| + stateful KV reuse: only the question and answer computed | " << Ms(kv_p50)
+          << " | " << (sl_p50 > 0 ? Ratio(sl_p50 / kv_p50) + " faster than stateless" : "")
+          << " |\n";
     }
     const auto fl = samples(SystemKind::kKvstreamFlash);
     const double fl_p50 = Percentile(Values(fl, total), 50);
@@ -433,9 +456,8 @@ std::string ReportMarkdown(const Scenario& sc,
         for (const auto* s : fl) {
             hits += s->answer.cached;
         }
-        const auto hit_ms = Values(fl, [](const QuerySample& s) {
-            return s.answer.cached ? s.answer.server_ms : -1.0;
-        });
+        const auto hit_ms = Values(
+            fl, [](const QuerySample& s) { return s.answer.cached ? s.answer.server_ms : -1.0; });
         o << "| + flash queries: registered questions answered from the cache | " << Ms(fl_p50)
           << " | " << hits << " of " << fl.size()
           << " cached (the others were asked before the new bar's answer was ready, and computed "
@@ -443,8 +465,10 @@ std::string ReportMarkdown(const Scenario& sc,
           << Ms(Percentile(hit_ms, 50)) << ", max " << Ms(Percentile(hit_ms, 100)) << " |\n";
     }
     if (!kv.empty()) {
-        const double engine = Percentile(Values(kv, [](const QuerySample& s) { return s.answer.engine_ms; }), 50);
-        const double queued = Percentile(Values(kv, [](const QuerySample& s) { return s.answer.queued_ms; }), 50);
+        const double engine =
+            Percentile(Values(kv, [](const QuerySample& s) { return s.answer.engine_ms; }), 50);
+        const double queued =
+            Percentile(Values(kv, [](const QuerySample& s) { return s.answer.queued_ms; }), 50);
         o << "\nkvstream's stateful questions: engine compute p50 " << Ms(engine)
           << ", wait for the scheduler p50 " << Ms(queued)
           << " (data of the session still being ingested, or the step in flight), the rest "
@@ -484,8 +508,7 @@ std::string ReportMarkdown(const Scenario& sc,
     auto p50_of = [&](SystemKind k) {
         return sc.sweep() ? p50_at(k, most) : Percentile(Values(samples(k), total), 50);
     };
-    const std::string when = sc.sweep() ? "with " + std::to_string(most) +
-                                              " bars between questions"
+    const std::string when = sc.sweep() ? "with " + std::to_string(most) + " bars between questions"
                                         : "over all questions (p50)";
     const double kv_most = p50_of(SystemKind::kKvstream);
     for (auto [k, want] : {std::pair{SystemKind::kLlamaServer, 10.0},
@@ -499,9 +522,8 @@ std::string ReportMarkdown(const Scenario& sc,
         }
     }
     if (!fl.empty()) {
-        const auto server = Values(fl, [](const QuerySample& s) {
-            return s.answer.cached ? s.answer.server_ms : -1.0;
-        });
+        const auto server = Values(
+            fl, [](const QuerySample& s) { return s.answer.cached ? s.answer.server_ms : -1.0; });
         const double worst = Percentile(server, 100);
         o << "| flash hits under 1 ms inside the server | p50 " << Ms(Percentile(server, 50))
           << ", max " << Ms(worst) << " over " << server.size() << " hits | "

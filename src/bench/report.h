@@ -21,6 +21,7 @@ struct Floor {
     int gen = 0;
     double pp_ms = 0;
     double tg_ms = 0;
+
     double total_ms() const { return pp_ms + tg_ms; }
 };
 

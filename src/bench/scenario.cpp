@@ -22,6 +22,7 @@ struct CsvFeed {
     const char* symbol;
     const char* what;  // for the session's prefix
 };
+
 constexpr CsvFeed kCsvFeeds[] = {
     {"sp500-1min", "01_sp500_1min_mplfinance/SP500_NOV2019_IDay.csv", "SPX",
      "S&P 500 index 1-minute bars, November 2019"},
@@ -30,8 +31,7 @@ constexpr CsvFeed kCsvFeeds[] = {
     {"eth-1d", "03_crypto_bars_ta4j/coinbase_ethusd_1d_20160517_20260310.csv", "ETH",
      "ETH/USD daily bars (Coinbase)"},
     {"wti-1d", "04_daily_pddl_datahub/wti-daily.csv", "WTI", "WTI crude oil daily prices"},
-    {"brent-1d", "04_daily_pddl_datahub/brent-daily.csv", "BRENT",
-     "Brent crude oil daily prices"},
+    {"brent-1d", "04_daily_pddl_datahub/brent-daily.csv", "BRENT", "Brent crude oil daily prices"},
     {"vix-1d", "04_daily_pddl_datahub/vix-daily.csv", "VIX", "CBOE VIX daily bars"},
 };
 
@@ -170,10 +170,11 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& origi
     }
     Scenario s;
     const Reader r(doc, origin);
-    KV_RETURN_IF_ERROR(r.Unknown({"name", "description", "model", "threads", "seed", "sessions",
-                                  "bars_per_second", "question_gap_s", "duration_s", "after_bars",
-                                  "questions", "flash_questions", "answer_tokens", "systems",
-                                  "shared_slots", "max_questions", "rounds", "floor"}));
+    KV_RETURN_IF_ERROR(
+        r.Unknown({"name", "description", "model", "threads", "seed", "sessions", "bars_per_second",
+                   "question_gap_s", "duration_s", "after_bars", "questions", "flash_questions",
+                   "answer_tokens", "systems", "shared_slots", "max_questions", "rounds", "floor",
+                   "serial_questions"}));
     KV_RETURN_IF_ERROR(r.String("name", s.name));
     KV_RETURN_IF_ERROR(r.String("description", s.description));
     KV_RETURN_IF_ERROR(r.String("model", s.model));
@@ -186,6 +187,7 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& origi
     KV_RETURN_IF_ERROR(r.Integer("shared_slots", 1, 256, s.shared_slots));
     KV_RETURN_IF_ERROR(r.Integer("rounds", 1, 100, s.rounds));
     KV_RETURN_IF_ERROR(r.Bool("floor", s.floor));
+    KV_RETURN_IF_ERROR(r.Bool("serial_questions", s.serial_questions));
     KV_RETURN_IF_ERROR(r.Strings("questions", s.questions));
     KV_RETURN_IF_ERROR(r.Strings("flash_questions", s.flash_questions));
     if (s.name.empty()) {
@@ -215,8 +217,9 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& origi
             known = known || spec.feed == f.name;
         }
         if (!known) {
-            return sr.Bad("feed", "must be one of sp500-1min, eth-5min, eth-1d, wti-1d, "
-                                  "brent-1d, vix-1d or synthetic:SYMBOL");
+            return sr.Bad("feed",
+                          "must be one of sp500-1min, eth-5min, eth-1d, wti-1d, "
+                          "brent-1d, vix-1d or synthetic:SYMBOL");
         }
         s.sessions.push_back(spec);
     }
@@ -257,8 +260,8 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& origi
         for (const auto& [name, v] : doc["max_questions"].items()) {
             auto kind = ParseSystem(name);
             if (!kind.ok() || !v.is_number_integer() || v.get<int>() < 1) {
-                return r.Bad("max_questions", "must map system names to counts of at least 1 (" +
-                                                  name + ")");
+                return r.Bad("max_questions",
+                             "must map system names to counts of at least 1 (" + name + ")");
             }
             s.max_questions[*kind] = v.get<int>();
         }
@@ -287,8 +290,9 @@ Result<Feed> LoadFeed(const SessionSpec& spec,
         for (int i = 0; i < spec.start_bar; ++i) {
             synthetic.NextBar(0);
         }
-        feed.prefix = symbol + " 1-minute bars (synthetic), one per line: time, open, high, low, "
-                               "close, volume.\n";
+        feed.prefix = symbol +
+                      " 1-minute bars (synthetic), one per line: time, open, high, low, "
+                      "close, volume.\n";
         for (std::size_t i = 0; i < n_bars; ++i) {
             feed.bars.push_back(synthetic.NextBar(0));
         }
@@ -305,8 +309,9 @@ Result<Feed> LoadFeed(const SessionSpec& spec,
         if (bars->empty()) {
             return InvalidArgument(market_dir + "/" + f.file + ": no bars");
         }
-        feed.prefix = std::string(f.what) + ", one per line: time (UTC), open, high, low, "
-                                            "close, volume.\n";
+        feed.prefix = std::string(f.what) +
+                      ", one per line: time (UTC), open, high, low, "
+                      "close, volume.\n";
         for (std::size_t i = 0; i < n_bars; ++i) {
             feed.bars.push_back((*bars)[(spec.start_bar + i) % bars->size()]);
         }

@@ -57,12 +57,15 @@ struct Scenario {
     std::vector<std::string> flash_questions;
     int answer_tokens = 16;
     std::vector<SystemKind> systems;
-    int shared_slots = 1;                         // llama-server-shared's slots
-    std::map<SystemKind, int> max_questions;      // per session, for slow systems
-    int rounds = 1;                               // the systems alternate this many times
-    bool floor = true;                            // also run llama-bench's floor at the top depth
+    int shared_slots = 1;                     // llama-server-shared's slots
+    std::map<SystemKind, int> max_questions;  // per session, for slow systems
+    int rounds = 1;                           // the systems alternate this many times
+    bool serial_questions = false;  // one question in flight at a time (across sessions), so
+                                    // each answer's latency is its own, not shared with others
+    bool floor = true;              // also run llama-bench's floor at the top depth
 
     bool sweep() const { return !after_bars.empty(); }
+
     // Bars each session receives during the measured phase.
     int MeasuredBars() const;
 };
@@ -79,6 +82,7 @@ struct Feed {
     std::string prefix;     // the session's first text: what the lines are
     std::vector<Bar> bars;  // at least history + measured bars, repeating the file when short
 };
+
 Result<Feed> LoadFeed(const SessionSpec& spec,
                       const std::string& market_dir,
                       std::uint64_t seed,

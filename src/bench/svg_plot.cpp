@@ -142,8 +142,8 @@ std::string RenderSvg(const Plot& plot) {
     std::ostringstream o;
     o.setf(std::ios::fixed);
     o.precision(1);
-    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\""
-      << kHeight << "\" viewBox=\"0 0 " << kWidth << " " << kHeight
+    o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
+      << "\" viewBox=\"0 0 " << kWidth << " " << kHeight
       << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">"
@@ -155,15 +155,15 @@ std::string RenderSvg(const Plot& plot) {
           << Label(t) << "</text>\n";
     }
     for (double t : ay.Ticks()) {
-        o << "<line x1=\"" << kLeft << "\" y1=\"" << Y(t) << "\" x2=\"" << kLeft + pw
-          << "\" y2=\"" << Y(t) << "\" stroke=\"#e6e6e6\"/>\n"
+        o << "<line x1=\"" << kLeft << "\" y1=\"" << Y(t) << "\" x2=\"" << kLeft + pw << "\" y2=\""
+          << Y(t) << "\" stroke=\"#e6e6e6\"/>\n"
           << "<text x=\"" << kLeft - 6 << "\" y=\"" << Y(t) + 4 << "\" text-anchor=\"end\">"
           << Label(t) << "</text>\n";
     }
-    o << "<rect x=\"" << kLeft << "\" y=\"" << kTop << "\" width=\"" << pw << "\" height=\""
-      << ph << "\" fill=\"none\" stroke=\"#333\"/>\n"
-      << "<text x=\"" << kLeft + pw / 2 << "\" y=\"" << kHeight - 18
-      << "\" text-anchor=\"middle\">" << Escape(plot.x_label) << "</text>\n"
+    o << "<rect x=\"" << kLeft << "\" y=\"" << kTop << "\" width=\"" << pw << "\" height=\"" << ph
+      << "\" fill=\"none\" stroke=\"#333\"/>\n"
+      << "<text x=\"" << kLeft + pw / 2 << "\" y=\"" << kHeight - 18 << "\" text-anchor=\"middle\">"
+      << Escape(plot.x_label) << "</text>\n"
       << "<text transform=\"translate(18," << kTop + ph / 2
       << ") rotate(-90)\" text-anchor=\"middle\">" << Escape(plot.y_label) << "</text>\n";
     for (std::size_t i = 0; i < plot.series.size(); ++i) {
@@ -176,7 +176,8 @@ std::string RenderSvg(const Plot& plot) {
         }
         std::sort(pts.begin(), pts.end());
         if (s.lines && pts.size() > 1) {
-            o << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"2\" points=\"";
+            o << "<polyline fill=\"none\" stroke=\"" << s.color
+              << "\" stroke-width=\"2\" points=\"";
             for (const auto& [x, y] : pts) {
                 o << X(x) << "," << Y(y) << " ";
             }
@@ -189,8 +190,8 @@ std::string RenderSvg(const Plot& plot) {
             }
         }
         const double ly = kTop + 10 + 20 * static_cast<double>(i);
-        o << "<rect x=\"" << kLeft + pw + 14 << "\" y=\"" << ly - 9 << "\" width=\"12\" height=\"12\" fill=\""
-          << s.color << "\"/>\n"
+        o << "<rect x=\"" << kLeft + pw + 14 << "\" y=\"" << ly - 9
+          << "\" width=\"12\" height=\"12\" fill=\"" << s.color << "\"/>\n"
           << "<text x=\"" << kLeft + pw + 32 << "\" y=\"" << ly + 1 << "\">" << Escape(s.name)
           << "</text>\n";
     }

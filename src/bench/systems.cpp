@@ -72,6 +72,8 @@ public:
         for (auto& t : listeners_) {
             t.join();
         }
+        std::error_code ec;  // the sessions' store and snapshots are not results: drop them
+        std::filesystem::remove_all(data_dir_, ec);
     }
 
     SystemKind kind() const override {
@@ -84,14 +86,28 @@ public:
         if (!port.ok()) {
             return port.status();
         }
-        const std::string data_dir = setup.work_dir + "/" + SystemName(kind()) + "-data";
-        std::filesystem::remove_all(data_dir);
+        data_dir_ = setup.work_dir + "/" + SystemName(kind()) + "-data";
+        std::filesystem::remove_all(data_dir_);
         const int n = setup.n_sessions;
-        return Launch({setup.kvstream_bin, "serve", "--model", setup.model, "--port",
-                       std::to_string(*port), "--threads", std::to_string(setup.threads),
-                       "--sessions", std::to_string(n), "--max-sessions", std::to_string(n),
-                       "--ctx", std::to_string(setup.ctx_per_session), "--data-dir", data_dir,
-                       "--max-body-bytes", std::to_string(16 << 20), "--request-timeout-s",
+        return Launch({setup.kvstream_bin,
+                       "serve",
+                       "--model",
+                       setup.model,
+                       "--port",
+                       std::to_string(*port),
+                       "--threads",
+                       std::to_string(setup.threads),
+                       "--sessions",
+                       std::to_string(n),
+                       "--max-sessions",
+                       std::to_string(n),
+                       "--ctx",
+                       std::to_string(setup.ctx_per_session),
+                       "--data-dir",
+                       data_dir_,
+                       "--max-body-bytes",
+                       std::to_string(16 << 20),
+                       "--request-timeout-s",
                        "3600"},
                       setup.work_dir + "/" + SystemName(kind()) + ".log", *port);
     }
@@ -159,11 +175,10 @@ public:
                     flash_missing += f.at("current").get<bool>() ? 0 : 1;
                 }
             }
-            progress("ingesting history: " + std::to_string(tokens) + " tokens in, " +
-                     std::to_string(pending) + " pending (" + std::to_string(total_bars) +
-                     " bars)" +
-                     (flash_ ? ", flash answers not current: " + std::to_string(flash_missing)
-                             : ""));
+            progress(
+                "ingesting history: " + std::to_string(tokens) + " tokens in, " +
+                std::to_string(pending) + " pending (" + std::to_string(total_bars) + " bars)" +
+                (flash_ ? ", flash answers not current: " + std::to_string(flash_missing) : ""));
             if (pending == 0 && flash_missing == 0) {
                 return Status::Ok();
             }
@@ -261,8 +276,7 @@ public:
         }
         auto value = [&](const std::string& name) {
             const std::size_t at = r->body.find("\n" + name + " ");
-            return at == std::string::npos ? 0.0
-                                           : std::stod(r->body.substr(at + name.size() + 2));
+            return at == std::string::npos ? 0.0 : std::stod(r->body.substr(at + name.size() + 2));
         };
         const double step = value("kvs_step_ms_sum");
         return step > 0 ? std::optional(value("kvs_overhead_ms_sum") / step) : std::nullopt;
@@ -319,6 +333,7 @@ private:
 
     bool flash_;
     ServerSetup setup_;
+    std::string data_dir_;
     std::vector<std::string> ids_;
     std::vector<std::thread> listeners_;
     std::mutex mu_;

@@ -48,12 +48,12 @@ struct SessionStart {
 
 // One answer as the client saw it.
 struct Answer {
-    double ttft_ms = 0;   // request sent -> first answer text (non-streamed: the whole reply)
-    double total_ms = 0;  // request sent -> reply complete
-    double server_ms = -1;      // inside the server (Server-Timing), -1 when not reported
-    double engine_ms = -1;      // kvstream: the engine's compute for it (prefill + decode)
-    double queued_ms = -1;      // kvstream: its wait for the scheduler
-    int computed_tokens = -1;   // tokens the server computed for it (prompt part + answer)
+    double ttft_ms = 0;        // request sent -> first answer text (non-streamed: the whole reply)
+    double total_ms = 0;       // request sent -> reply complete
+    double server_ms = -1;     // inside the server (Server-Timing), -1 when not reported
+    double engine_ms = -1;     // kvstream: the engine's compute for it (prefill + decode)
+    double queued_ms = -1;     // kvstream: its wait for the scheduler
+    int computed_tokens = -1;  // tokens the server computed for it (prompt part + answer)
     int answer_tokens = 0;
     bool cached = false;  // a flash answer served from the cache
     std::string text;
@@ -96,8 +96,11 @@ public:
     virtual std::optional<double> OverheadShare() { return std::nullopt; }
 
     void Stop();
+
     double CpuSeconds() const { return server_ ? server_->CpuSeconds() : 0; }
+
     double PeakRssMib() const { return server_ ? server_->PeakRssMib() : 0; }
+
     int port() const { return port_; }
 
 protected:

@@ -34,7 +34,8 @@ Result<PreparedWorkload> PrepareWorkload(const Scenario& scenario,
     for (std::size_t s = 0; s < scenario.sessions.size(); ++s) {
         const SessionSpec& spec = scenario.sessions[s];
         // Enough bars for the history at ~10 tokens a bar at least, plus the measured phase.
-        const std::size_t n_bars = static_cast<std::size_t>(spec.context_tokens) / 10 + n_measured + 1;
+        const std::size_t n_bars =
+            static_cast<std::size_t>(spec.context_tokens) / 10 + n_measured + 1;
         auto feed = LoadFeed(spec, market_dir, scenario.seed + s, n_bars);
         if (!feed.ok()) {
             return feed.status();
@@ -67,9 +68,9 @@ Result<PreparedWorkload> PrepareWorkload(const Scenario& scenario,
         std::vector<std::string> questions;
         std::vector<double> times;
         const std::size_t n_questions =
-            scenario.sweep() ? scenario.after_bars.size()
-                             : static_cast<std::size_t>(scenario.duration_s /
-                                                        scenario.question_gap_s * 4 + 8);
+            scenario.sweep()
+                ? scenario.after_bars.size()
+                : static_cast<std::size_t>(scenario.duration_s / scenario.question_gap_s * 4 + 8);
         for (double t = 0; questions.size() < n_questions;) {
             if (!scenario.sweep()) {
                 t += rng.Exponential(scenario.question_gap_s);
@@ -95,9 +96,8 @@ Result<PreparedWorkload> PrepareWorkload(const Scenario& scenario,
         for (const auto& q : flash_asks) {
             flash_tokens.push_back(*count(q));
         }
-        p.ctx_per_session =
-            std::max(p.ctx_per_session,
-                     tokens + measured_tokens + max_question + scenario.answer_tokens + 64);
+        p.ctx_per_session = std::max(p.ctx_per_session, tokens + measured_tokens + max_question +
+                                                            scenario.answer_tokens + 64);
         w.starts.push_back(std::move(start));
         w.measured_bars.push_back(std::move(measured));
         w.bar_tokens.push_back(std::move(bar_tokens));

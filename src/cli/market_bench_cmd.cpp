@@ -75,7 +75,9 @@ std::string Capture(const std::string& command) {
     return out;
 }
 
-std::string Quote(const std::string& s) { return "'" + s + "'"; }
+std::string Quote(const std::string& s) {
+    return "'" + s + "'";
+}
 
 std::string FormatNumber(double v) {
     std::ostringstream o;
@@ -105,13 +107,12 @@ std::optional<bench::Floor> RunFloor(const MarketBenchOptions& o,
     f.depth = static_cast<int>(bench::Percentile(depths, 100));
     f.prompt = static_cast<int>(bench::Percentile(questions, 50));
     f.gen = sc.answer_tokens;
-    std::fprintf(stderr, "[floor] llama-bench -p %d -n %d -d %d (3 repetitions)\n", f.prompt,
-                 f.gen, f.depth);
+    std::fprintf(stderr, "[floor] llama-bench -p %d -n %d -d %d (3 repetitions)\n", f.prompt, f.gen,
+                 f.depth);
     const std::string out =
-        Capture(Quote(o.llama_bench) + " -m " + Quote(model) + " -t " +
-                std::to_string(sc.threads) + " -p " + std::to_string(f.prompt) + " -n " +
-                std::to_string(f.gen) + " -d " + std::to_string(f.depth) +
-                " -fa 0 -r 3 -o json 2>/dev/null");
+        Capture(Quote(o.llama_bench) + " -m " + Quote(model) + " -t " + std::to_string(sc.threads) +
+                " -p " + std::to_string(f.prompt) + " -n " + std::to_string(f.gen) + " -d " +
+                std::to_string(f.depth) + " -fa 0 -r 3 -o json 2>/dev/null");
     const auto j = nlohmann::json::parse(out, nullptr, false);
     if (!j.is_array()) {
         std::fprintf(stderr, "[floor] llama-bench gave no JSON; the floor is left out\n");
@@ -159,7 +160,8 @@ void RunMarketBench(MarketBenchOptions o) {
             "': build it with `scripts/build_llama.sh --with-tools` (bench/market.sh does) and "
             "pass --llama-server BUILD/bin/llama-server, or leave it out with --systems");
     }
-    const bool model_is_path = sc.model.ends_with(".gguf") || sc.model.find('/') != std::string::npos;
+    const bool model_is_path =
+        sc.model.ends_with(".gguf") || sc.model.find('/') != std::string::npos;
     const std::string model =
         model_is_path ? sc.model : *EnsureShapeTwin(sc.model, WeightType::kQ8_0);
     if (!fs::exists(model)) {
@@ -206,7 +208,8 @@ void RunMarketBench(MarketBenchOptions o) {
     std::vector<bench::SystemRun> runs;
     std::optional<bench::Floor> floor;
     auto write = [&] {
-        info.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        info.wall_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         if (Status st = bench::WriteResults(o.out, sc, info, runs, floor); !st.ok()) {
             throw std::runtime_error(st.ToString());
         }
@@ -250,8 +253,7 @@ void AddMarketBenchCommand(CLI::App& app) {
         "bench",
         "The streaming market benchmark: a scenario file replayed against kvstream (stateful, "
         "flash), a stateless engine and llama-server; writes results, a report and plots");
-    cmd->add_option("scenario", o->scenario, "Scenario file (bench/scenarios/*.json)")
-        ->required();
+    cmd->add_option("scenario", o->scenario, "Scenario file (bench/scenarios/*.json)")->required();
     cmd->add_option("--out", o->out,
                     "Results folder (default: bench/results/market-<name>-<UTC time>)");
     cmd->add_option("--model", o->model, "Override the scenario's model (a shape or a .gguf)");
