@@ -219,6 +219,7 @@ SystemRun RunSystem(const Scenario& scenario,
                 run,
                 Clock::now(),
                 {},
+                {},
                 std::vector<int>(n, 0),
                 std::vector<int>(n, 0)};
     const double cpu0 = system->CpuSeconds();

@@ -238,8 +238,12 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& origi
 
     std::vector<std::string> names;
     KV_RETURN_IF_ERROR(r.Strings("systems", names));
-    if (names.empty()) {
-        s.systems.assign(std::begin(kAllSystems), std::end(kAllSystems));
+    if (names.empty()) {  // every system (kvstream-flash when there are flash questions)
+        for (SystemKind k : kAllSystems) {
+            if (k != SystemKind::kKvstreamFlash || !s.flash_questions.empty()) {
+                s.systems.push_back(k);
+            }
+        }
     }
     for (const auto& n : names) {
         auto kind = ParseSystem(n);

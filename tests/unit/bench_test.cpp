@@ -28,10 +28,17 @@ TEST(ScenarioTest, MinimalScenarioGetsDefaults) {
     EXPECT_EQ(s->name, "t");
     EXPECT_EQ(s->sessions.size(), 1u);
     EXPECT_EQ(s->sessions[0].context_tokens, 100);
-    EXPECT_EQ(s->systems.size(), 5u);  // every system, in the documented order
+    EXPECT_EQ(s->systems.size(), 4u);  // every system but kvstream-flash (no flash questions)
     EXPECT_EQ(s->systems.front(), SystemKind::kKvstream);
     EXPECT_FALSE(s->sweep());
     EXPECT_EQ(s->MeasuredBars(), 31);  // 60 s at 0.5 bars/s, and one more
+}
+
+TEST(ScenarioTest, FlashQuestionsBringTheFlashSystem) {
+    auto s = ParseScenario(With(R"("flash_questions": ["F?"])"), "x.json");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_EQ(s->systems.size(), 5u);
+    EXPECT_EQ(s->systems[1], SystemKind::kKvstreamFlash);
 }
 
 TEST(ScenarioTest, SweepCountsItsBars) {
