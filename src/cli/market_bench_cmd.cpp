@@ -85,7 +85,7 @@ std::string FormatNumber(double v) {
     return o.str();
 }
 
-// llama-bench's floor for the question's token counts at the deepest context kvstream answered.
+// llama-bench's floor for the question's token counts at the median context kvstream answered.
 std::optional<bench::Floor> RunFloor(const MarketBenchOptions& o,
                                      const Scenario& sc,
                                      const std::string& model,
@@ -104,7 +104,7 @@ std::optional<bench::Floor> RunFloor(const MarketBenchOptions& o,
         return std::nullopt;
     }
     bench::Floor f;
-    f.depth = static_cast<int>(bench::Percentile(depths, 100));
+    f.depth = static_cast<int>(bench::Percentile(depths, 50));
     f.prompt = static_cast<int>(bench::Percentile(questions, 50));
     f.gen = sc.answer_tokens;
     std::fprintf(stderr, "[floor] llama-bench -p %d -n %d -d %d (3 repetitions)\n", f.prompt, f.gen,
