@@ -14,6 +14,7 @@ void AddCoreBenchCommand(CLI::App& app);
 void AddMarketBenchCommand(CLI::App& app);
 void AddLoadCommand(CLI::App& app);
 void AddFlashBenchCommand(CLI::App& app);
+void AddSpecBenchCommand(CLI::App& app);
 void AddDurableBenchCommand(CLI::App& app);
 void AddServeCommand(CLI::App& app);
 

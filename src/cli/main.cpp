@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     kvs::AddMarketBenchCommand(app);
     kvs::AddLoadCommand(app);
     kvs::AddFlashBenchCommand(app);
+    kvs::AddSpecBenchCommand(app);
     kvs::AddDurableBenchCommand(app);
     kvs::AddServeCommand(app);
     try {

@@ -269,6 +269,17 @@ void AddServeCommand(CLI::App& app) {
     cmd->add_option("--flash-share", e.flash_max_share, "Most engine time for flash work, (0, 1]")
         ->check(CLI::Range(0.001, 1.0))
         ->capture_default_str();
+    cmd->add_option("--spec-draft", e.draft.max_draft,
+                    "Speculative decoding by prompt lookup: most tokens drafted per step (0: off)")
+        ->check(CLI::Range(0, 32))
+        ->capture_default_str();
+    cmd->add_option("--spec-ngram", e.draft.ngram_max, "Longest answer suffix looked up")
+        ->check(CLI::Range(1, 8))
+        ->capture_default_str();
+    cmd->add_option("--spec-max-decoders", e.draft_max_decoders,
+                    "Speculate only while at most this many sequences decode")
+        ->check(CLI::Range(0, 1024))
+        ->capture_default_str();
     cmd->add_option("--max-body-bytes", o->server.max_body_bytes, "Largest request body")
         ->capture_default_str();
     cmd->add_option("--max-records", o->limits.max_records, "Records per append")

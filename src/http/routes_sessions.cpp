@@ -146,7 +146,9 @@ Json AnswerJson(const Answer& a) {
                     {"queued_ms", t.queued_ms},
                     {"prefill_ms", t.prefill_ms},
                     {"decode_ms", t.decode_ms},
-                    {"total_ms", t.total_ms}};
+                    {"total_ms", t.total_ms},
+                    {"drafted_tokens", t.n_drafted_tokens},
+                    {"accepted_tokens", t.n_accepted_tokens}};
     return j;
 }
 
@@ -331,10 +333,10 @@ void Api::AppendData(Call& c, SessionId id) {
 
 void Api::QuerySession(Call& c, SessionId id) {
     auto body = c.Body();
-    if (!body || c.Failed(RejectUnknownFields(
-                     *body, {"query", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop",
-                             "stream", "max_staleness", "max_staleness_ms", "cached",
-                             "ignore_eos"}))) {
+    if (!body ||
+        c.Failed(RejectUnknownFields(
+            *body, {"query", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop",
+                    "stream", "max_staleness", "max_staleness_ms", "cached", "ignore_eos"}))) {
         return;
     }
     QueryOptions q;

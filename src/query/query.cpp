@@ -67,15 +67,55 @@ QueryRun::QueryRun(SeqId seq, Pos start_pos, Tokens prompt, const QueryOptions& 
     answer_.timings.n_prompt_tokens = static_cast<int>(prompt_.size());
 }
 
+void QueryRun::EnableDrafting(const DraftOptions& options, std::span<const Token> lookup) {
+    draft_options_ = options;
+    if (options.max_draft <= 0) {
+        return;
+    }
+    const std::size_t keep =
+        std::min(lookup.size(), static_cast<std::size_t>(std::max(0, options.max_lookup_tokens)));
+    history_.assign(lookup.end() - static_cast<std::ptrdiff_t>(keep), lookup.end());
+    history_.insert(history_.end(), prompt_.begin(), prompt_.end());
+}
+
+int QueryRun::WantedTokens(bool speculate) {
+    draft_.clear();
+    if (phase_ == Phase::kPrefill) {
+        return n_prompt_left();
+    }
+    if (phase_ == Phase::kDone) {
+        return 0;
+    }
+    if (!speculate || draft_options_.max_draft <= 0) {
+        return 1;
+    }
+    if (pause_left_ > 0) {  // recent drafts were mostly wrong: decode plainly for a while
+        --pause_left_;
+        return 1;
+    }
+    // Never draft past the answer's end: the tokens after max_tokens would be thrown away.
+    const int room = max_tokens_ - static_cast<int>(answer_.tokens.size()) - 1;
+    DraftOptions o = draft_options_;
+    o.max_draft = std::min(o.max_draft, room);
+    draft_ = LookupDraft(history_, o);
+    return 1 + static_cast<int>(draft_.size());
+}
+
 int QueryRun::Schedule(Batch& batch, int budget) {
-    logits_index_ = -1;
+    logits_.clear();
+    n_scheduled_draft_ = 0;
     budget = std::min(budget, batch.room());
     if (phase_ == Phase::kDone || budget <= 0) {
         return 0;
     }
     if (phase_ == Phase::kDecode) {
-        logits_index_ = batch.Add(pending_, next_pos_++, seq_, true);
-        return 1;
+        logits_.push_back(batch.Add(pending_, next_pos_++, seq_, true));
+        n_scheduled_draft_ = std::min(budget - 1, static_cast<int>(draft_.size()));
+        for (int i = 0; i < n_scheduled_draft_; ++i) {
+            logits_.push_back(
+                batch.Add(draft_[static_cast<std::size_t>(i)], next_pos_++, seq_, true));
+        }
+        return 1 + n_scheduled_draft_;
     }
     const int n_left = static_cast<int>(prompt_.size()) - n_prompt_done_;
     const int n = std::min(n_left, budget);
@@ -83,30 +123,66 @@ int QueryRun::Schedule(Batch& batch, int budget) {
         const bool last = (n_prompt_done_ + i + 1 == static_cast<int>(prompt_.size()));
         const int index = batch.Add(prompt_[n_prompt_done_ + i], next_pos_++, seq_, last);
         if (last) {
-            logits_index_ = index;
+            logits_.push_back(index);
         }
     }
     n_prompt_done_ += n;
     return n;
 }
 
-void QueryRun::Consume(const Context& context, const Model& model) {
-    if (logits_index_ < 0) {
-        return;
-    }
+void QueryRun::Sample(const Context& context, int batch_index, const Model& model) {
     if (keep_logits_) {
-        const auto logits = context.Logits(logits_index_);
+        const auto logits = context.Logits(batch_index);
         answer_.step_logits.emplace_back(logits.begin(), logits.end());
     }
-    gap_sum_ += TopTwoLogitGap(context.Logits(logits_index_));
+    gap_sum_ += TopTwoLogitGap(context.Logits(batch_index));
     ++n_sampled_;
-    const Token token = sampler_.Sample(context, logits_index_);
-    logits_index_ = -1;
+    const Token token = sampler_.Sample(context, batch_index);
     if (phase_ == Phase::kPrefill) {
         first_token_ = Clock::now();
         phase_ = Phase::kDecode;
     }
     Accept(token, model);
+}
+
+void QueryRun::Consume(Context& context, const Model& model) {
+    last_drafted_ = last_accepted_ = 0;
+    if (logits_.empty()) {
+        return;
+    }
+    // Position j's logits predict the token after entry j; draft j+1 is right when the token
+    // sampled there equals it (for greedy decoding: exactly one-token-at-a-time's choice; for
+    // sampling, emitting the sampled token and keeping the draft only when they agree is the
+    // standard acceptance rule for a deterministic draft, so the distribution is unchanged).
+    const Pos first = next_pos_ - static_cast<Pos>(logits_.size());
+    int accepted = 0;
+    for (std::size_t j = 0; j < logits_.size(); ++j) {
+        Sample(context, logits_[j], model);
+        if (phase_ == Phase::kDone || j + 1 == logits_.size() || pending_ != draft_[j]) {
+            break;
+        }
+        ++accepted;
+    }
+    const int drafted = n_scheduled_draft_;
+    logits_.clear();
+    n_scheduled_draft_ = 0;
+    if (drafted == 0) {
+        return;
+    }
+    last_drafted_ = drafted;
+    last_accepted_ = accepted;
+    answer_.timings.n_drafted_tokens += drafted;
+    answer_.timings.n_accepted_tokens += accepted;
+    if (accepted < drafted && phase_ != Phase::kDone) {  // a finished run is rolled back whole
+        const Pos keep_to = first + 1 + accepted;  // the sampled entry and the agreeing drafts
+        context.RemoveTokens(seq_, keep_to, -1);
+        next_pos_ = keep_to;
+    }
+    acceptance_ = 0.7 * acceptance_ + 0.3 * accepted / drafted;
+    if (acceptance_ < draft_options_.min_acceptance) {
+        pause_left_ = draft_options_.pause_steps;
+        acceptance_ = draft_options_.min_acceptance;  // one more chance after the pause
+    }
 }
 
 void QueryRun::Accept(Token token, const Model& model) {
@@ -117,6 +193,9 @@ void QueryRun::Accept(Token token, const Model& model) {
         return;
     }
     answer_.tokens.push_back(token);
+    if (draft_options_.max_draft > 0) {
+        history_.push_back(token);
+    }
     const std::string piece = model.Piece(token);
     answer_.text += piece;
     const std::size_t at = stop_.Find(answer_.text, piece.size());

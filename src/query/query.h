@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "common/tokens.h"
 #include "engine/sampler.h"
+#include "query/draft.h"
 #include "query/stop_strings.h"
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -70,6 +72,8 @@ struct QueryTimings {
     double prefill_ms = 0;  // start to first answer token
     double decode_ms = 0;   // first to last answer token
     double total_ms = 0;
+    int n_drafted_tokens = 0;   // speculative decoding: tokens guessed by prompt lookup ...
+    int n_accepted_tokens = 0;  // ... and those the model agreed with (each saved a step)
 };
 
 using FlashId = std::uint64_t;  // a registered flash question (query/flash.h)
@@ -94,11 +98,29 @@ public:
     // `prompt` is prefilled at positions start_pos.. of `seq`; options must pass ValidateQuery.
     QueryRun(SeqId seq, Pos start_pos, Tokens prompt, const QueryOptions& options);
 
+    // Speculative decoding by prompt lookup (query/draft.h): while decoding, the run may put the
+    // next tokens it guesses after its sampled one and keep those the model agrees with. Drafts
+    // come from `lookup` (the end of the session's context), the prompt and the answer so far.
+    void EnableDrafting(const DraftOptions& options, std::span<const Token> lookup);
+
+    // Tokens the run wants in the next batch: its prompt's remainder while prefilling; while
+    // decoding 1, plus the tokens it drafts when `speculate` (the engine's concurrency cap) and
+    // its recent acceptance allow.
+    int WantedTokens(bool speculate);
+
     // Adds this run's next tokens to `batch`, at most `budget` of them; returns how many.
     int Schedule(Batch& batch, int budget);
 
-    // After the batch was decoded: samples if this run asked for logits.
-    void Consume(const Context& context, const Model& model);
+    // After the batch was decoded: samples if this run asked for logits. With drafted tokens in
+    // the batch it samples at each of their positions in turn while the model agrees with the
+    // draft, and removes the rejected ones from the sequence's KV cache: the cache then holds
+    // exactly what one-token-at-a-time decoding would have put there.
+    void Consume(Context& context, const Model& model);
+
+    // Drafted and accepted tokens of the last Consume (metrics).
+    int last_drafted() const { return last_drafted_; }
+
+    int last_accepted() const { return last_accepted_; }
 
     bool done() const { return phase_ == Phase::kDone; }
 
@@ -110,7 +132,7 @@ public:
     int n_answer_tokens() const { return static_cast<int>(answer_.tokens.size()); }
 
     // True when the last Schedule() put a token that wants logits into the batch.
-    bool wants_logits() const { return logits_index_ >= 0; }
+    bool wants_logits() const { return !logits_.empty(); }
 
     SeqId seq() const { return seq_; }
 
@@ -124,6 +146,7 @@ private:
     using Clock = std::chrono::steady_clock;
 
     void Accept(Token token, const Model& model);
+    void Sample(const Context& context, int batch_index, const Model& model);
     void Stream(bool final);  // hands on_text the text that is safe to show
 
     SeqId seq_;
@@ -140,7 +163,16 @@ private:
     Token pending_ = -1;  // last sampled token, decoded in the next step
     double gap_sum_ = 0;  // top-two logit gaps of the sampled positions
     int n_sampled_ = 0;
-    int logits_index_ = -1;  // batch entry whose logits this run reads, -1 when none
+    std::vector<int> logits_;  // batch entries whose logits this run reads, in order
+    // Speculative decoding.
+    DraftOptions draft_options_;
+    Tokens history_;  // lookup context + prompt + answer: where drafts are found
+    Tokens draft_;    // the guesses of the next step (after pending_)
+    int n_scheduled_draft_ = 0;
+    double acceptance_ = 1;  // recent accepted / drafted (exponentially weighted)
+    int pause_left_ = 0;     // steps without drafting left after a poor acceptance
+    int last_drafted_ = 0;
+    int last_accepted_ = 0;
     Answer answer_;
     std::function<void(std::string_view)> on_text_;
     std::size_t n_streamed_ = 0;  // bytes of answer_.text handed to on_text_

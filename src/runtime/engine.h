@@ -81,6 +81,10 @@ struct EngineOptions {
     int max_flash_per_session = 32;  // registered questions per session
     int flash_max_running = 8;       // evaluations running at once (one per session at most)
     double flash_max_share = 0.5;    // most engine (wall-clock) time for flash work, (0, 1]
+    // Speculative decoding by prompt lookup (query/draft.h) for queries and flash evaluations,
+    // while at most draft_max_decoders sequences decode at once. draft.max_draft 0: off.
+    DraftOptions draft{};
+    int draft_max_decoders = 4;  // measured: pays at 4 decoders, loses at 16 (docs/benchmarks.md)
     // Durable sessions: when parking a session whose snapshot is older than its version, keep a
     // copy of its state for TakeParkCaptures (the runtime writes it as a snapshot).
     bool capture_on_park = false;
@@ -251,6 +255,10 @@ struct StepMetrics {
     Gauge& flash_lag_versions;
     Gauge& flash_lag_ms;
     Gauge& flash_budget_credit_ms;
+    Counter& spec_drafted;
+    Counter& spec_accepted;
+    Counter& spec_rejected;
+    Histogram& spec_acceptance;
 };
 
 // An append's text checked and tokenized (no BOS, no special tokens): kTooLarge over
@@ -469,7 +477,7 @@ private:
     // The tokens a session must still ingest before its first waiting query can start (0: none
     // waits, or it can start now).
     int CatchUpTokens(const Session& s) const;
-    std::vector<WorkItem> CollectWork() const;
+    std::vector<WorkItem> CollectWork();
     double StepTargetMs(std::span<const WorkItem> work) const;
     bool IngestStarved(std::span<const WorkItem> work, const StepPlan& plan) const;
     void BuildBatch(const StepPlan& plan, StepReport& report);

@@ -223,6 +223,7 @@ void Engine::StartFlashJob(Session& s, FlashQuestion& q) {
     job.arrival = ++tick_;
     job.submitted = job.started = Clock::now();
     job.run.emplace(s.seq, s.n_tokens(), job.prompt, job.options);
+    job.run->EnableDrafting(options_.draft, s.tokens);
     s.running_query = job.id;  // not last_used: background work does not keep a session hot
     q.running = job.id;
     ++n_flash_running_;

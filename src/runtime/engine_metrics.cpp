@@ -60,7 +60,16 @@ StepMetrics::StepMetrics(MetricsRegistry& m)
       flash_lag_ms(m.GetGauge("kvs_flash_lag_ms",
                               "Longest time a flash question has been without a current result")),
       flash_budget_credit_ms(m.GetGauge("kvs_flash_budget_credit_ms",
-                                        "Flash time budget left (negative: debt being repaid)")) {}
+                                        "Flash time budget left (negative: debt being repaid)")),
+      spec_drafted(m.GetCounter("kvs_spec_drafted_tokens_total",
+                                "Speculative decoding: tokens drafted by prompt lookup")),
+      spec_accepted(m.GetCounter("kvs_spec_accepted_tokens_total",
+                                 "Drafted tokens the model agreed with (each saved a step)")),
+      spec_rejected(m.GetCounter("kvs_spec_rejected_tokens_total",
+                                 "Drafted tokens rejected (removed from the KV cache)")),
+      spec_acceptance(m.GetHistogram("kvs_spec_acceptance",
+                                     "Accepted / drafted tokens of each answer that drafted any",
+                                     LinearBuckets(0.1, 0.1, 10))) {}
 
 void Engine::RecordStep(const StepReport& r, const Status& decoded) {
     StepMetrics& m = step_metrics_;

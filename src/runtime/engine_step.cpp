@@ -142,6 +142,7 @@ Status Engine::StartStateless(QueryJob& job) {
     job.scratch = *seq;
     job.started = Clock::now();
     job.run.emplace(*seq, 0, job.prompt, job.options);
+    job.run->EnableDrafting(options_.draft, {});  // the prompt holds the context
     return Status::Ok();
 }
 
@@ -163,12 +164,20 @@ Status Engine::StartStateful(QueryJob& job) {
     s.last_used = tick_;
     job.started = Clock::now();
     job.run.emplace(s.seq, s.n_tokens(), job.prompt, job.options);
+    job.run->EnableDrafting(options_.draft, s.tokens);
     return Status::Ok();
 }
 
-std::vector<WorkItem> Engine::CollectWork() const {
+std::vector<WorkItem> Engine::CollectWork() {
     std::vector<WorkItem> work;
+    // Speculative decoding only while few sequences decode: a drafted token costs compute, and
+    // with many decoders the step is no longer bound by reading the weights (query/draft.h).
+    int n_decoding = 0;
     for (const auto& [id, job] : queries_) {
+        n_decoding += job.run && !job.run->prefilling() && !job.run->done() ? 1 : 0;
+    }
+    const bool speculate = n_decoding <= options_.draft_max_decoders;
+    for (auto& [id, job] : queries_) {
         if (!job.run) {
             continue;
         }
@@ -178,8 +187,7 @@ std::vector<WorkItem> Engine::CollectWork() const {
         } else if (job.run->prefilling()) {
             kind = job.session == 0 ? WorkKind::kStatelessPrefill : WorkKind::kQueryPrefill;
         }
-        const int n = job.run->prefilling() ? job.run->n_prompt_left() : 1;
-        work.push_back({id, kind, n, job.arrival, 0});
+        work.push_back({id, kind, job.run->WantedTokens(speculate), job.arrival, 0});
     }
     for (const auto& [id, s] : sessions_) {
         if (!s.resident() || s.busy() || s.n_ready_tokens() == 0) {
@@ -311,10 +319,20 @@ void Engine::FinishQueries(const Status& decoded) {
             continue;
         }
         job.run->Consume(*context_, *model_);
+        if (const int drafted = job.run->last_drafted(); drafted > 0) {
+            step_metrics_.spec_drafted.Add(drafted);
+            step_metrics_.spec_accepted.Add(job.run->last_accepted());
+            step_metrics_.spec_rejected.Add(drafted - job.run->last_accepted());
+        }
         if (!job.run->done()) {
             continue;
         }
         Answer answer = job.run->TakeAnswer();
+        if (answer.timings.n_drafted_tokens > 0) {
+            step_metrics_.spec_acceptance.Observe(
+                static_cast<double>(answer.timings.n_accepted_tokens) /
+                answer.timings.n_drafted_tokens);
+        }
         if (job.flash != 0) {
             FinishFlash(job, std::move(answer));
             continue;

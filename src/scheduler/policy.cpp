@@ -29,9 +29,9 @@ namespace {
 
 using Items = std::vector<const WorkItem*>;
 
-// Tokens an item wants this step: a decoder samples one token at a time.
+// Tokens an item wants this step: a decoder its sampled token and any drafted after it.
 int Want(const WorkItem& item) {
-    return item.kind == WorkKind::kDecode ? 1 : item.n_tokens_left;
+    return item.n_tokens_left;
 }
 
 // The items of one kind that want room, oldest first (arrival, then id, then position).

@@ -26,7 +26,8 @@
 // Guarantees: no chunk has 0 tokens; no chunk exceeds its item's n_tokens_left; the plan never
 // exceeds n_batch; the same input gives the same plan. "Oldest" means the lowest `arrival`; ties
 // go to the lower id, then to the earlier position in `work`. Items with n_tokens_left <= 0 are
-// skipped (a kDecode item wants exactly 1 token whatever its n_tokens_left above 0).
+// skipped. A kDecode item's n_tokens_left is 1, or 1 + the tokens it drafted (speculative
+// decoding); decoders come first and get all of it.
 
 #include "scheduler/cost_model.h"
 
@@ -50,7 +51,7 @@ const char* WorkKindName(WorkKind kind);
 struct WorkItem {          // one unit of work that wants batch room
     std::uint64_t id = 0;  // the engine's handle (query id, session id, request id)
     WorkKind kind = WorkKind::kIngest;
-    int n_tokens_left = 0;      // tokens it still wants to put into batches (kDecode: 1)
+    int n_tokens_left = 0;      // tokens it still wants to put into batches (kDecode: 1 + drafts)
     std::uint64_t arrival = 0;  // arrival order, lower = older
     int tenant = 0;             // carried for the engine; the policy does not use it yet
 };

@@ -170,13 +170,13 @@ TEST(PlanStep, MoreDecodersThanTheBatchServesTheOldest) {
     EXPECT_EQ(plan.chunks[3].id, 102u);  // 7
 }
 
-TEST(PlanStep, ADecoderGetsOneTokenAndEmptyItemsAreSkipped) {
+TEST(PlanStep, ADecoderGetsItsDraftedTokensAndEmptyItemsAreSkipped) {
     const std::vector<WorkItem> work = {Item(1, WorkKind::kDecode, 5, 0),
                                         Item(2, WorkKind::kIngest, 0, 0),
                                         Item(3, WorkKind::kQueryPrefill, -4, 0)};
     const StepPlan plan = PlanStep(work, Options(512), Cost());
     ASSERT_EQ(plan.chunks.size(), 1u);
-    EXPECT_EQ(plan.chunks[0].n_tokens, 1);
+    EXPECT_EQ(plan.chunks[0].n_tokens, 5);  // its sampled token and four drafted ones
 }
 
 TEST(PlanStep, QueryPrefillsAreServedOldestFirst) {
@@ -400,7 +400,7 @@ int Want(const WorkItem& item) {
     if (item.n_tokens_left <= 0) {
         return 0;
     }
-    return item.kind == WorkKind::kDecode ? 1 : item.n_tokens_left;
+    return item.n_tokens_left;
 }
 
 bool Older(const WorkItem& a, const WorkItem& b) {
