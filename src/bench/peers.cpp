@@ -10,9 +10,6 @@ namespace kvs::bench {
 
 using Json = nlohmann::json;
 
-double MsSince(Clock::time_point start);
-Status ReplyError(const std::string& what, const Result<HttpReply>& r);
-
 namespace {
 
 // Keeps each session's text on the client; a question is that text plus the question.

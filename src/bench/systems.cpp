@@ -343,9 +343,6 @@ private:
 
 }  // namespace
 
-std::unique_ptr<System> MakeStatelessSystem();
-std::unique_ptr<System> MakeLlamaServerSystem(bool shared);
-
 std::unique_ptr<System> MakeSystem(SystemKind kind) {
     switch (kind) {
         case SystemKind::kKvstream:

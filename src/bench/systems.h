@@ -113,4 +113,13 @@ protected:
 
 std::unique_ptr<System> MakeSystem(SystemKind kind);
 
+// The conventional systems (peers.cpp): kvstream's stateless endpoint and llama-server.
+std::unique_ptr<System> MakeStatelessSystem();
+std::unique_ptr<System> MakeLlamaServerSystem(bool shared);
+
+// For the systems' implementations: milliseconds since `start`; a failed or unexpected reply as a
+// Status naming `what` (the transport's error, or the HTTP status and the body's start).
+double MsSince(Clock::time_point start);
+Status ReplyError(const std::string& what, const Result<HttpReply>& r);
+
 }  // namespace kvs::bench
