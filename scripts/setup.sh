@@ -20,9 +20,10 @@ cd "$(dirname "$0")/.."
 #   libssl-dev                         SHA-256 digests of API keys (OpenSSL's libcrypto)
 #   curl                               the benchmark scripts wait for /health with it
 #   libsqlite3-dev                     the durable session store (SQLite, WAL mode)
+#   chromium                           the dashboard's browser test (driven by playwright-core)
 packages=(build-essential cmake ninja-build git openssl ca-certificates
           libcli11-dev googletest libgtest-dev clang-format nlohmann-json3-dev
-          libboost1.81-dev libssl-dev curl libsqlite3-dev)
+          libboost1.81-dev libssl-dev curl libsqlite3-dev chromium)
 # Node.js may come from elsewhere (e.g. NodeSource, whose nodejs conflicts with Debian's npm):
 # any working node + npm will do.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -3,6 +3,7 @@
 #include "http/api.h"
 
 #include "http/api_call.h"
+#include "http/dashboard_assets.h"
 
 #include <charconv>
 #include <vector>
@@ -145,7 +146,24 @@ void Api::Handle(HttpRequest request, ExchangePtr raw) {
         ex->Reply(std::move(r));
     };
 
-    // Unauthenticated: liveness and metrics.
+    // Unauthenticated: the dashboard's files (the page asks for a key itself), liveness, metrics.
+    if (parts.empty() || parts[0] == "dashboard" || c.request.path == "/index.html") {
+        route("dashboard");
+        const DashboardAsset* asset = FindDashboardAsset(c.request.path);
+        if (asset == nullptr) {
+            return ex->Reply(ErrorResponse(404, "not_found", "no route " + c.request.path));
+        }
+        if (method != "GET" && method != "HEAD") {
+            return wrong_method("GET");
+        }
+        HttpResponse r;
+        r.content_type = std::string(asset->content_type);
+        r.body = std::string(asset->body);
+        r.headers.emplace_back("Cache-Control", "no-cache");
+        r.headers.emplace_back("Content-Security-Policy",
+                               "default-src 'self'; style-src 'self'; script-src 'self'");
+        return ex->Reply(std::move(r));
+    }
     if (parts.size() == 1 && parts[0] == "health") {
         route("/health");
         if (method != "GET") {
@@ -193,6 +211,10 @@ void Api::Handle(HttpRequest request, ExchangePtr raw) {
     }
 
     // /v1/...
+    if (parts.size() == 2 && parts[1] == "queries") {
+        route("/v1/queries");
+        return method == "GET" ? RecentQueries(c) : wrong_method("GET");
+    }
     if (parts.size() == 2 && parts[1] == "models") {
         route("/v1/models");
         return method == "GET" ? Models(c) : wrong_method("GET");

@@ -7,6 +7,7 @@
 #include "common/metrics.h"
 #include "http/auth.h"
 #include "http/exchange.h"
+#include "http/query_log.h"
 #include "http/records.h"
 #include "runtime/runtime.h"
 
@@ -64,6 +65,7 @@ private:
     void Events(Call& c, SessionId id);
     void Completions(Call& c, bool chat);
     void Models(Call& c);
+    void RecentQueries(Call& c);
 
     RecordTemplate TemplateOf(SessionId id);
 
@@ -78,6 +80,9 @@ private:
     std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
     std::mutex mu_;
     std::map<SessionId, RecordTemplate> templates_;  // guarded by mu_
+    // Recent session queries per tenant (the dashboard's latency chart); shared with the
+    // callbacks that record into it, which may run after a request's Call is gone.
+    std::shared_ptr<QueryLog> query_log_ = std::make_shared<QueryLog>();
 };
 
 }  // namespace kvs::http

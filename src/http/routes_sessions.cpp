@@ -371,8 +371,17 @@ void Api::QuerySession(Call& c, SessionId id) {
     } else {
         q.max_tokens = static_cast<int>(max_tokens);
     }
+    // Each answer is recorded for the dashboard's chart (GET /v1/queries).
+    auto record = [log = query_log_, tenant = c.tenant.id, id](const Answer& a) {
+        const QueryTimings& t = a.timings;
+        log->Record(tenant, {id, t.n_context_tokens, t.n_prompt_tokens, t.n_answer_tokens,
+                             t.queued_ms, a.cached ? 0.0 : t.total_ms, a.cached, UnixMillis()});
+    };
     if (!stream) {
-        return c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex](Result<Answer> a) {
+        return c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex, record](Result<Answer> a) {
+            if (a.ok()) {
+                record(*a);
+            }
             ex->Reply(a.ok() ? JsonResponse(200, DumpJson(AnswerJson(*a)))
                              : ErrorResponse(a.status()));
         });
@@ -387,11 +396,29 @@ void Api::QuerySession(Call& c, SessionId id) {
     q.on_text = [ex = c.ex](std::string_view piece) {
         ex->Write(SseEvent("token", DumpJson(Json{{"text", std::string(piece)}})));
     };
-    c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex](Result<Answer> a) {
+    c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex, record](Result<Answer> a) {
+        if (a.ok()) {
+            record(*a);
+        }
         ex->Write(a.ok() ? SseEvent("done", DumpJson(AnswerJson(*a)))
                          : SseEvent("error", ErrorJson(a.status())));
         ex->End();
     });
+}
+
+void Api::RecentQueries(Call& c) {
+    Json list = Json::array();
+    for (const QueryRecord& r : query_log_->Recent(c.tenant.id)) {
+        list.push_back({{"session", IdText(r.session)},
+                        {"context_tokens", r.context_tokens},
+                        {"prompt_tokens", r.prompt_tokens},
+                        {"answer_tokens", r.answer_tokens},
+                        {"queued_ms", r.queued_ms},
+                        {"total_ms", r.total_ms},
+                        {"cached", r.cached},
+                        {"at_ms", r.at_ms}});
+    }
+    c.ex->Reply(JsonResponse(200, DumpJson(Json{{"queries", list}})));
 }
 
 void Api::AddFlash(Call& c, SessionId id) {

@@ -303,7 +303,7 @@ test('404: another tenant\'s session reads exactly like a missing one', async ()
 
 test('404: unknown routes and ids that are not ids', async () => {
   for (const [method, p] of [
-    ['GET', '/'],
+    ['GET', '/dashboard/nope.js'],  // GET / is the dashboard (dashboard.test.mjs)
     ['GET', '/nope'],
     ['GET', '/v1'],
     ['GET', '/v1/nope'],
