@@ -257,12 +257,12 @@ public:
         std::lock_guard lock(mu_);
         std::vector<double> lags;
         for (const Acked& a : acked_) {
-            for (const auto& [version, at] : ingested_[a.session]) {
-                if (version >= a.version) {  // an event names the newest version ingested
-                    lags.push_back(std::max(
-                        0.0, std::chrono::duration<double, std::milli>(at - a.at).count()));
-                    break;
-                }
+            // An event names the newest version ingested: the first at or after this one.
+            const auto& events = ingested_[a.session];
+            const auto it = events.lower_bound(a.version);
+            if (it != events.end()) {
+                lags.push_back(std::max(
+                    0.0, std::chrono::duration<double, std::milli>(it->second - a.at).count()));
             }
         }
         return lags;

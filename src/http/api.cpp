@@ -147,9 +147,9 @@ void Api::Handle(HttpRequest request, ExchangePtr raw) {
     };
 
     // Unauthenticated: the dashboard's files (the page asks for a key itself), liveness, metrics.
-    if (parts.empty() || parts[0] == "dashboard" || c.request.path == "/index.html") {
+    if (const DashboardAsset* asset = FindDashboardAsset(c.request.path);
+        asset != nullptr || (!parts.empty() && parts[0] == "dashboard")) {
         route("dashboard");
-        const DashboardAsset* asset = FindDashboardAsset(c.request.path);
         if (asset == nullptr) {
             return ex->Reply(ErrorResponse(404, "not_found", "no route " + c.request.path));
         }

@@ -12,6 +12,7 @@ const state = {
   selected: null,       // session id
   events: null,         // AbortController of the selected session's event stream
   previous: new Map(),  // id -> {tokens, at}: for the ingest rate
+  lines: new Map(),     // id -> {version, text}: the last data lines read
 };
 
 // ---- requests ----------------------------------------------------------------------------
@@ -137,15 +138,23 @@ async function refreshEngine() {
 
 // ---- sessions ----------------------------------------------------------------------------
 
+// A session's last data lines, read again only when its version moved.
 async function lastLines(session) {
+  const known = state.lines.get(session.id);
+  if (known && known.version === session.version) {
+    return known.text;
+  }
+  let text;
   try {
     const after = Math.max(0, session.version - 3);
     const r = await api(`/v1/sessions/${session.id}/data?after=${after}&limit=3`);
     const { entries } = await r.json();
-    return entries.map((e) => e.text.replace(/\n$/, '')).join('\n') || '-';
+    text = entries.map((e) => e.text.replace(/\n$/, '')).join('\n') || '-';
   } catch (e) {
     return e.status === 503 ? '(not kept: in-memory server)' : `(${e.message})`;
   }
+  state.lines.set(session.id, { version: session.version, text });
+  return text;
 }
 
 function ingestRate(session, now) {
@@ -366,21 +375,22 @@ async function refresh() {
 
 function start() {
   $('api-key').value = state.key;
-  $('key-form').addEventListener('submit', (e) => {
-    e.preventDefault();
-    state.key = $('api-key').value.trim();
-    sessionStorage.setItem(KEY_STORAGE, state.key);
+  // Another key may be another tenant: forget what the last one saw.
+  const useKey = (key) => {
+    state.key = key;
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    else sessionStorage.removeItem(KEY_STORAGE);
+    $('api-key').value = key;
     closeDetail();
     state.previous.clear();
+    state.lines.clear();
     refresh();
+  };
+  $('key-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    useKey($('api-key').value.trim());
   });
-  $('forget-key').addEventListener('click', () => {
-    sessionStorage.removeItem(KEY_STORAGE);
-    state.key = '';
-    $('api-key').value = '';
-    closeDetail();
-    refresh();
-  });
+  $('forget-key').addEventListener('click', () => useKey(''));
   $('ask-form').addEventListener('submit', ask);
   refresh();
   setInterval(refresh, REFRESH_MS);
