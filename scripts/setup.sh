@@ -5,6 +5,7 @@
 # Usage: scripts/setup.sh [build-dir]   (default: build)
 # Env:   KVSTREAM_LLAMA_PREFIX  use an existing llama.cpp install instead of building the pinned one
 #        KVSTREAM_CUDA=1        build the pinned llama.cpp with its CUDA backend (needs nvcc)
+#        KVSTREAM_AMX=1         keep ggml's AMX CPU variant (left out: it crashes, llama.cpp #20824)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
