@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/defaults.h"
 #include "cli/market_input.h"
+#include "engine/backend.h"
 #include "feed/market.h"
 #include "runtime/engine.h"
 
@@ -27,6 +28,7 @@ struct BenchOptions {
     int reps = 5;
     int stateless_reps = 2;
     int n_gpu_layers = 0;
+    bool no_repack = false;
     int n_threads = 2;
     bool flash_attn = false;
     std::string json;
@@ -62,6 +64,7 @@ DepthResult RunDepth(const BenchOptions& o, int depth) {
     eo.n_ctx_session = depth + o.n_question + o.n_answer + 8;
     eo.n_threads = o.n_threads;
     eo.n_gpu_layers = o.n_gpu_layers;
+    eo.repack_weights = !o.no_repack;
     eo.flash_attn = o.flash_attn;
     auto opened = Engine::Open(eo);
     if (!opened.ok()) {
@@ -102,6 +105,8 @@ void WriteJson(const BenchOptions& o, const std::vector<DepthResult>& rows) {
     }
     out << "{\"model\":\"" << o.model << "\",\"threads\":" << o.n_threads
         << ",\"flash_attn\":" << (o.flash_attn ? "true" : "false")
+        << ",\"repack\":" << (o.no_repack ? "false" : "true") << ",\"cpu_backend\":\""
+        << CpuBackend().variant << "\""
         << ",\"question_tokens\":" << o.n_question << ",\"answer_tokens\":" << o.n_answer
         << ",\"depths\":[";
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -122,6 +127,9 @@ void RunBench(BenchOptions o) {
     if (o.model.empty()) {
         o.model = *EnsureShapeTwin("qwen2.5-0.5b", WeightType::kQ8_0);
     }
+    Check(InitBackend(), "loading the CPU backend");
+    std::fprintf(stderr, "core-bench: %s%s\n", CpuBackendLine().c_str(),
+                 o.no_repack ? ", weights not repacked" : "");
     std::vector<DepthResult> rows;
     for (int d : *depths) {
         rows.push_back(RunDepth(o, d));
@@ -158,6 +166,9 @@ void AddCoreBenchCommand(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--threads", o->n_threads, "Threads")->capture_default_str();
     cmd->add_flag("--flash-attn", o->flash_attn, "Use the flash-attention kernel");
+    cmd->add_flag(
+        "--no-repack", o->no_repack,
+        "Keep weights in the file's layout (no CPU_REPACK buffers): what repacking gains");
     cmd->add_option("--json", o->json, "Write results to this JSON file");
     cmd->callback([o] { RunBench(*o); });
 }

@@ -1,11 +1,40 @@
 // kvstream: a stateful inference engine for streaming data (see README.md).
 
 #include "cli/commands.h"
+#include "engine/backend.h"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <string>
+
+#include "build_info.h"
+
+namespace {
+
+// `kvstream --version`: kvstream, the pinned llama.cpp and how it was built, and the CPU backend
+// variants this machine can run (loading nothing else).
+std::string VersionText() {
+    std::string text = std::string("kvstream ") + kvs::kKvstreamVersion + "\n" + kvs::kLlamaBuild +
+                       "\n" + kvs::LibraryVersionLine() + "\nbackends: " + kvs::BackendFolder();
+    if (kvs::Status st = kvs::InitBackend(kvs::LibraryLogLevel::kQuiet); st.ok()) {
+        text += "\nthis machine: " + kvs::CpuBackendLine();
+        std::string runnable;
+        for (const auto& v : kvs::CpuBackend().runnable) {
+            runnable += (runnable.empty() ? "" : " ") + v;
+        }
+        if (!runnable.empty()) {
+            text += "\nvariants this CPU can run, best first: " + runnable;
+        }
+    } else {
+        text += "\nthis machine: " + st.ToString();
+    }
+    return text;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{
@@ -13,6 +42,13 @@ int main(int argc, char** argv) {
         "Data is prefilled as it arrives; a question computes only its own and its answer's "
         "tokens."};
     app.name("kvstream");
+    app.set_version_flag("--version", VersionText);
+    app.add_option_function<std::string>(
+           "--cpu-variant",
+           [](const std::string& v) { setenv("KVSTREAM_CPU_VARIANT", v.c_str(), 1); },
+           "CPU backend variant to load (e.g. haswell, x64; default: the best this CPU can run; "
+           "same as KVSTREAM_CPU_VARIANT)")
+        ->trigger_on_parse();
     app.require_subcommand(1);
     kvs::AddDemoCommand(app);
     kvs::AddMakeModelCommand(app);

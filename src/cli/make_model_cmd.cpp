@@ -97,7 +97,7 @@ void AddMakeModelCommand(CLI::App& app) {
         "meaningless.");
     cmd->add_option("--shape", args->shape, "Model shape (see --list)");
     cmd->add_option("--out", args->out_path, "Output GGUF path (written atomically)");
-    cmd->add_option("--type", args->type, "Type of the 2-D weights: q8_0, f16 or f32")
+    cmd->add_option("--type", args->type, "Type of the 2-D weights: q8_0, q4_0, f16 or f32")
         ->capture_default_str();
     cmd->add_option("--seed", args->seed, "Random seed; the same seed gives the same file")
         ->capture_default_str();

@@ -172,7 +172,7 @@ void RunMarketBench(MarketBenchOptions o) {
     }
     fs::create_directories(o.out);
 
-    InitBackend(LibraryLogLevel::kQuiet);
+    Check(InitBackend(LibraryLogLevel::kQuiet), "loading the CPU backend");
     std::fprintf(stderr, "kvstream bench %s: preparing the workload (%zu sessions, model %s)\n",
                  sc.name.c_str(), sc.sessions.size(), model.c_str());
     auto prepared = bench::PrepareWorkload(sc, o.market_dir, model);

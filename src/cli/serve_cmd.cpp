@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "engine/backend.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "runtime/runtime.h"
@@ -116,6 +117,7 @@ void RunServe(ServeOptions o) {
     std::fflush(stdout);
     auto runtime = Runtime::Start(o.runtime);
     Check(runtime.status(), "loading " + o.model);
+    std::printf("kvstream: %s\n", CpuBackendLine().c_str());
     api.SetRuntime(runtime->get(), std::filesystem::path(o.model).stem().string());
     if (!(*runtime)->restored().empty()) {
         std::printf("kvstream: %zu sessions restored\n", (*runtime)->restored().size());

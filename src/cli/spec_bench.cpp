@@ -111,7 +111,7 @@ Row Measure(const SpecBenchOptions& o, int n, bool speculate) {
 }
 
 void RunSpecBench(SpecBenchOptions o) {
-    InitBackend(LibraryLogLevel::kQuiet);
+    Check(InitBackend(LibraryLogLevel::kQuiet), "loading the CPU backend");
     auto counts = ParseIntList(o.decoders);
     if (!counts.ok()) {
         throw std::runtime_error("--decoders: " + counts.status().message());

@@ -1,6 +1,7 @@
 #include "engine/model.h"
 
 #include "common/utf8.h"
+#include "engine/backend.h"
 
 #include <llama.h>
 
@@ -16,8 +17,10 @@ Result<std::unique_ptr<Model>> Model::Load(const ModelOptions& options) {
     if (!std::filesystem::is_regular_file(options.path, ec)) {
         return NotFound("model file not found: " + options.path);
     }
+    KV_RETURN_IF_ERROR(EnsureBackend());
     llama_model_params params = llama_model_default_params();
     params.n_gpu_layers = options.n_gpu_layers;
+    params.use_extra_bufts = options.repack_weights;
     llama_model* model = llama_model_load_from_file(options.path.c_str(), params);
     if (model == nullptr) {
         return Status(StatusCode::kUnavailable, "libllama could not load model " + options.path);

@@ -22,6 +22,9 @@ namespace kvs {
 struct ModelOptions {
     std::string path;
     int n_gpu_layers = 0;  // layers offloaded to a GPU backend when one is built in
+    // Let the CPU backend repack weights into its faster layouts (ggml's extra buffer types,
+    // e.g. CPU_REPACK for Q4_0/Q8_0). Off only to measure what the repacking gains.
+    bool repack_weights = true;
 };
 
 class Model {

@@ -92,6 +92,7 @@ constexpr WeightTypeInfo kWeightTypes[] = {
     {WeightType::kF32, "f32", GGML_TYPE_F32, LLAMA_FTYPE_ALL_F32},
     {WeightType::kF16, "f16", GGML_TYPE_F16, LLAMA_FTYPE_MOSTLY_F16},
     {WeightType::kQ8_0, "q8_0", GGML_TYPE_Q8_0, LLAMA_FTYPE_MOSTLY_Q8_0},
+    {WeightType::kQ4_0, "q4_0", GGML_TYPE_Q4_0, LLAMA_FTYPE_MOSTLY_Q4_0},
 };
 
 const WeightTypeInfo& Info(WeightType type) {
@@ -384,7 +385,8 @@ Result<WeightType> ParseWeightType(std::string_view name) {
             return info.type;
         }
     }
-    return InvalidArgument("unknown weight type '" + std::string(name) + "' (f32, f16, q8_0)");
+    return InvalidArgument("unknown weight type '" + std::string(name) +
+                           "' (f32, f16, q8_0, q4_0)");
 }
 
 const char* WeightTypeName(WeightType type) {

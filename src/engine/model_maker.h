@@ -30,12 +30,12 @@ const std::vector<ModelShape>& KnownShapes();
 
 const ModelShape* FindShape(std::string_view name);  // nullptr when unknown
 
-enum class WeightType { kF32, kF16, kQ8_0 };
+enum class WeightType { kF32, kF16, kQ8_0, kQ4_0 };
 
-// "f32", "f16", "q8_0" (any case); kInvalidArgument otherwise.
+// "f32", "f16", "q8_0", "q4_0" (any case); kInvalidArgument otherwise.
 Result<WeightType> ParseWeightType(std::string_view name);
 
-const char* WeightTypeName(WeightType type);  // "f32", "f16", "q8_0"
+const char* WeightTypeName(WeightType type);  // "f32", "f16", "q8_0", "q4_0"
 
 struct MakeModelOptions {
     std::string shape;  // a KnownShapes() name

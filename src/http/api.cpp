@@ -173,7 +173,13 @@ void Api::Handle(HttpRequest request, ExchangePtr raw) {
             return ex->Reply(ErrorResponse(503, "unavailable",
                                            rt == nullptr ? "loading the model" : "shutting down"));
         }
-        return ex->Reply(JsonResponse(200, DumpJson(Json{{"status", "ok"}, {"model", model_id_}})));
+        const CpuBackendInfo& cpu = rt->cpu_backend();
+        const Json backend{{"variant", cpu.variant},
+                           {"features", cpu.features},
+                           {"weight_buffers", cpu.extra_buffers},
+                           {"other_backends", cpu.other_backends}};
+        return ex->Reply(JsonResponse(
+            200, DumpJson(Json{{"status", "ok"}, {"model", model_id_}, {"cpu_backend", backend}})));
     }
     if (parts.size() == 1 && parts[0] == "metrics") {
         route("/metrics");

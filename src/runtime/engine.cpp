@@ -70,8 +70,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     if (!copts.ok()) {
         return copts.status();
     }
-    InitBackend();
-    auto model = Model::Load({.path = options.model_path, .n_gpu_layers = options.n_gpu_layers});
+    KV_RETURN_IF_ERROR(InitBackend());
+    auto model = Model::Load({.path = options.model_path,
+                              .n_gpu_layers = options.n_gpu_layers,
+                              .repack_weights = options.repack_weights});
     if (!model.ok()) {
         return model.status();
     }

@@ -74,6 +74,7 @@ struct EngineOptions {
     int n_threads = 0;                 // 0: all hardware threads
     bool flash_attn = false;           // measured slower on CPU at depth (docs/benchmarks.md)
     int n_gpu_layers = 0;              // layers offloaded when libllama has a GPU backend
+    bool repack_weights = true;        // ModelOptions::repack_weights (off: measurements only)
     std::size_t max_text_bytes = 1 << 20;                // one append or prefix
     std::size_t park_host_bytes = std::size_t{1} << 30;  // RAM for parked sessions
     std::string park_dir;  // spill folder past park_host_bytes; empty: none

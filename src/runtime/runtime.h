@@ -25,6 +25,7 @@
 // and at shutdown. Start restores every stored session: from its snapshot when that is intact
 // and made by this model and KV settings, else from its data log, then the log after it.
 
+#include "engine/backend.h"
 #include "persist/store.h"
 #include "runtime/append_desk.h"
 #include "runtime/engine.h"
@@ -137,9 +138,13 @@ public:
     // Sends `closed` to every subscriber now (shutdown: before the connections go).
     void CloseSubscriptions() { hub_.CloseAll(); }
 
-    // The engine's metrics as a table (for people) or Prometheus text. Any thread.
+    // The engine's metrics as a table (for people) or Prometheus text (with the CPU backend as
+    // kvs_cpu_backend_info{variant, features} 1). Any thread.
     std::string MetricsTable();
     std::string MetricsPrometheus();
+
+    // The CPU backend variant the engine runs and its features (engine/backend.h). Any thread.
+    const CpuBackendInfo& cpu_backend() const { return CpuBackend(); }
 
     MetricsRegistry& metrics() { return *metrics_; }
 

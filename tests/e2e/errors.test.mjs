@@ -254,9 +254,15 @@ test('401: a missing or unknown API key', async () => {
   // Alice's second key is Alice.
   const second = await client(server.url, ALICE2).get(`/v1/sessions/${session}`);
   assert.equal(second.status, 200, second.text);
-  // /health and /metrics need no key.
-  assert.equal((await anon.get('/health')).status, 200);
-  assert.equal((await anon.get('/metrics')).status, 200);
+  // /health and /metrics need no key, and both name the CPU backend variant the engine runs.
+  const health = await anon.get('/health');
+  assert.equal(health.status, 200);
+  assert.match(health.json.cpu_backend.variant, /^[a-z0-9_.-]+$/, health.text);
+  assert.ok(health.json.cpu_backend.features.length > 0, health.text);
+  const metrics = await anon.get('/metrics');
+  assert.equal(metrics.status, 200);
+  assert.ok(metrics.text.includes(`kvs_cpu_backend_info{variant="${health.json.cpu_backend.variant}"`),
+    metrics.text.slice(-400));
 });
 
 test('404: another tenant\'s session reads exactly like a missing one', async () => {

@@ -50,9 +50,11 @@ TEST(ModelMakerTest, ParsesWeightTypes) {
     EXPECT_EQ(*ParseWeightType("f16"), WeightType::kF16);
     EXPECT_EQ(*ParseWeightType("q8_0"), WeightType::kQ8_0);
     EXPECT_EQ(*ParseWeightType("Q8_0"), WeightType::kQ8_0);
-    EXPECT_EQ(ParseWeightType("q4_0").status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(ParseWeightType("q5_k").status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(ParseWeightType("").status().code(), StatusCode::kInvalidArgument);
     EXPECT_STREQ(WeightTypeName(WeightType::kQ8_0), "q8_0");
+    EXPECT_EQ(*ParseWeightType("q4_0"), WeightType::kQ4_0);
+    EXPECT_STREQ(WeightTypeName(WeightType::kQ4_0), "q4_0");
 }
 
 TEST(ModelMakerTest, UnknownShapeIsAnError) {
