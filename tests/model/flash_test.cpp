@@ -31,6 +31,7 @@ protected:
     static QueryOptions Live(const FlashOptions& f) {
         QueryOptions q = FlashQuery(f);
         q.allow_cached = false;
+        q.keep_logits = true;
         return q;
     }
 
@@ -73,13 +74,19 @@ TEST_P(Flash, CachedAnswerEqualsLiveQuery) {
             auto live = engine->Query(id, Live(f));
             ASSERT_TRUE(live.ok());
             EXPECT_FALSE(live->cached);
-            EXPECT_EQ(cached->tokens, live->tokens) << f.question;
-            EXPECT_EQ(cached->text, live->text);
+            // The evaluation may have shared its batches with the other questions' evaluations:
+            // the near-tie rule (query/agreement.h), on the live answer's logits.
+            const std::string what = GetParam() + " " + f.question;
+            EXPECT_TRUE(AgreeTokens(cached->tokens, *live, what + ": cached vs live"));
+            if (cached->tokens == live->tokens) {
+                EXPECT_EQ(cached->text, live->text);
+                EXPECT_NEAR(cached->confidence, live->confidence, ConfidenceBound(*live));
+            }
             EXPECT_EQ(cached->version, live->version);
-            EXPECT_NEAR(cached->confidence, live->confidence, 1e-3);
-            QueryOptions oracle = FlashQuery(f);
+            QueryOptions oracle = Live(f);
             auto stateless = engine->QueryStateless(*engine->SessionTokens(id), oracle);
-            EXPECT_EQ(stateless->tokens, live->tokens);
+            ASSERT_TRUE(stateless.ok());
+            EXPECT_TRUE(Agree(*stateless, *live, what + ": stateless vs live"));
         }
     }
     // Surrounding whitespace does not matter; other options do.

@@ -1,5 +1,5 @@
 // Sixteen sessions sharing batches (appends packed together, queries decoded together) answer
-// exactly as each would alone.
+// as each would alone: the batch shapes differ, so by the near-tie rule of query/agreement.h.
 
 #include <gtest/gtest.h>
 
@@ -39,6 +39,7 @@ TEST_P(Interleave, SharedBatchesMatchAlone) {
         QueryOptions q;
         q.question = Question(i);
         q.max_tokens = 4 + i % 5 * 3;  // answers end at different steps
+        q.keep_logits = true;
         queries.push_back({ids[i], q});
     }
     auto together = engine->QueryMany(queries);
@@ -47,10 +48,11 @@ TEST_P(Interleave, SharedBatchesMatchAlone) {
         ASSERT_TRUE(together[i].ok()) << together[i].status().ToString();
         auto alone = engine->Query(ids[i], queries[i].options);
         ASSERT_TRUE(alone.ok());
-        EXPECT_EQ(together[i]->tokens, alone->tokens) << "session " << i;
+        const std::string session = GetParam() + " session " + std::to_string(i);
+        EXPECT_TRUE(Agree(*together[i], *alone, session + " shared batches vs alone"));
         auto oracle = engine->QueryStateless(*engine->SessionTokens(ids[i]), queries[i].options);
         ASSERT_TRUE(oracle.ok());
-        EXPECT_EQ(together[i]->tokens, oracle->tokens) << "session " << i << " vs stateless";
+        EXPECT_TRUE(Agree(*together[i], *oracle, session + " shared batches vs stateless"));
         const auto info = *engine->Info(ids[i]);
         EXPECT_EQ(info.n_cached, info.n_tokens);
         EXPECT_EQ(info.version, static_cast<std::uint64_t>(2 * (i % 3 + 1)));

@@ -27,6 +27,7 @@ protected:
         QueryOptions q;
         q.question = Question(i);
         q.max_tokens = 8;
+        q.keep_logits = true;
         return q;
     }
 };
@@ -60,14 +61,15 @@ TEST_P(RuntimeTest, TenantLimits) {
     EXPECT_TRUE(rt->CreateSession(2, {}).get().ok()) << "another tenant has its own limit";
 }
 
-// Clients on four threads feed and ask their own sessions at once; every answer equals what a
-// single-threaded engine gives for the same sequence of appends and questions.
+// Clients on four threads feed and ask their own sessions at once; every answer agrees with what a
+// single-threaded engine gives for the same sequence of appends and questions (the concurrent
+// ones may share batches: the near-tie rule).
 TEST_P(RuntimeTest, ConcurrentClientsMatchASequentialEngine) {
     constexpr int kClients = 4;
     constexpr int kRounds = 3;
     auto rt = Start();
     ASSERT_TRUE(rt);
-    std::vector<std::vector<Tokens>> answers(kClients);
+    std::vector<std::vector<Answer>> answers(kClients);
     std::vector<std::thread> clients;
     for (int c = 0; c < kClients; ++c) {
         clients.emplace_back([&, c] {
@@ -77,7 +79,7 @@ TEST_P(RuntimeTest, ConcurrentClientsMatchASequentialEngine) {
                 EXPECT_TRUE(appended.ok()) << appended.status().ToString();
                 auto a = rt->Query(c % 2, id, Q(c + r)).get();
                 EXPECT_TRUE(a.ok()) << a.status().ToString();
-                answers[c].push_back(a.ok() ? a->tokens : Tokens{});
+                answers[c].push_back(a.ok() ? std::move(a).value() : Answer{});
             }
         });
     }
@@ -90,7 +92,9 @@ TEST_P(RuntimeTest, ConcurrentClientsMatchASequentialEngine) {
         const SessionId id = *engine->CreateSession();
         for (int r = 0; r < kRounds; ++r) {
             ASSERT_TRUE(engine->Append(id, DataText(c * 10 + r)).ok());
-            EXPECT_EQ(answers[c][r], engine->Query(id, Q(c + r))->tokens) << c << "/" << r;
+            EXPECT_TRUE(
+                Agree(answers[c][r], *engine->Query(id, Q(c + r)),
+                      GetParam() + " client " + std::to_string(c) + " round " + std::to_string(r)));
         }
     }
 }
@@ -159,7 +163,7 @@ TEST_P(RuntimeTest, StatelessRequestsMatchTheEngine) {
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     auto engine = OpenEngine(TestOptions(GetParam()));
     ASSERT_TRUE(engine);
-    EXPECT_EQ(a->tokens, engine->QueryStateless(*engine->TokenizeContext(prompt), Q(2))->tokens);
+    EXPECT_TRUE(SameBits(*a, *engine->QueryStateless(*engine->TokenizeContext(prompt), Q(2))));
     EXPECT_EQ(rt->Stateless(7, "\xFF", Q(2)).get().status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -1,5 +1,6 @@
-// Speculative decoding by prompt lookup (query/draft.h, QueryRun): greedy answers are the same
-// token for token with and without it, rejected drafts leave the KV cache as one-token-at-a-time
+// Speculative decoding by prompt lookup (query/draft.h, QueryRun): greedy answers agree with and
+// without it (verify batches and one-token steps are other batch shapes: the near-tie rule of
+// query/agreement.h), rejected drafts leave the KV cache as one-token-at-a-time
 // decoding would, and the concurrency cap turns it off and on.
 
 #include "engine/batch.h"
@@ -14,10 +15,6 @@
 
 namespace kvs::test {
 namespace {
-
-// One-token steps use matrix-vector kernels; verifying drafts uses multi-token batches, which
-// sum in another order (tests/model/equivalence_test.cpp measures up to 0.023 on these models).
-constexpr float kBatchShapeTolerance = 0.05F;
 
 class Speculation : public ::testing::TestWithParam<std::string> {};
 
@@ -51,11 +48,10 @@ std::uint64_t Drafted(Engine& e) {
     return e.metrics().GetCounter("kvs_spec_drafted_tokens_total", "").value();
 }
 
-TEST_P(Speculation, GreedyAnswersAreTheSameTokenForToken) {
+TEST_P(Speculation, GreedyAnswersAgreeWithPlainDecoding) {
     auto plain = OpenEngine(TestOptions(GetParam()));
     auto spec = OpenEngine(WithDrafts(TestOptions(GetParam())));
     ASSERT_TRUE(plain && spec);
-    float worst = 0;
     int drafted = 0;
     int accepted = 0;
     for (const std::string& text : {RepetitiveText(), PlainText()}) {
@@ -72,28 +68,23 @@ TEST_P(Speculation, GreedyAnswersAreTheSameTokenForToken) {
             auto x = plain->Query(*a, q);
             auto y = spec->Query(*b, q);
             ASSERT_TRUE(x.ok() && y.ok());
-            EXPECT_EQ(x->tokens, y->tokens) << "question " << i;
-            EXPECT_EQ(x->text, y->text);
-            ASSERT_EQ(x->step_logits.size(), y->step_logits.size());
-            for (std::size_t s = 0; s < x->step_logits.size(); ++s) {
-                worst = std::max(worst, MaxAbsDiff(x->step_logits[s], y->step_logits[s]));
-            }
+            const std::string what = GetParam() + " question " + std::to_string(i);
+            EXPECT_TRUE(Agree(*x, *y, what + " speculative vs plain"));
             EXPECT_EQ(x->timings.n_drafted_tokens, 0);
             // The stateless path drafts from its prompt (the context) and agrees too.
             auto z = spec->QueryStateless(*spec->SessionTokens(*b), q);
             ASSERT_TRUE(z.ok());
-            EXPECT_EQ(z->tokens, x->tokens);
+            EXPECT_TRUE(Agree(*z, *x, what + " speculative stateless vs plain"));
             for (const Answer* s : {&*y, &*z}) {
                 drafted += s->timings.n_drafted_tokens;
                 accepted += s->timings.n_accepted_tokens;
             }
         }
     }
-    std::printf("[%s] speculation: %d drafted, %d accepted; largest logit difference %.3g\n",
-                GetParam().c_str(), drafted, accepted, static_cast<double>(worst));
+    std::printf("[%s] speculation: %d drafted, %d accepted\n", GetParam().c_str(), drafted,
+                accepted);
     EXPECT_GT(drafted, 0);
     EXPECT_LE(accepted, drafted);
-    EXPECT_LE(worst, kBatchShapeTolerance);
     EXPECT_EQ(Drafted(*spec), static_cast<std::uint64_t>(drafted));
     EXPECT_EQ(Drafted(*plain), 0u);
 }
@@ -124,6 +115,7 @@ TEST_P(Speculation, RejectedDraftsLeaveTheCacheAsPlainDecoding) {
     QueryOptions q;
     q.question = Question(1);
     q.max_tokens = 32;
+    q.keep_logits = true;
     const Tokens prompt = *m.Tokenize(q.question, false);
     const Pos n = static_cast<Pos>(context.size());
     QueryRun plain(0, n, prompt, q);
@@ -170,7 +162,7 @@ TEST_P(Speculation, RejectedDraftsLeaveTheCacheAsPlainDecoding) {
         }
     }
     const Answer b = spec.TakeAnswer();
-    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_TRUE(Agree(a, b, GetParam() + " speculative steps with rejections vs plain"));
     EXPECT_GT(rejected, 0) << "no draft was rejected: the test checked nothing";
     EXPECT_EQ(b.timings.n_drafted_tokens - b.timings.n_accepted_tokens, rejected);
     std::printf("[%s] %zu answer tokens in %d speculative steps, %d drafts rejected\n",
@@ -192,6 +184,7 @@ TEST_P(Speculation, TheCapTurnsItOffAndOn) {
         q.question = " Lily saw a";
         q.max_tokens = 16;
         q.ignore_eog = true;  // both decode for all 16 tokens, side by side
+        q.keep_logits = true;
         // Alone, a query speculates under either cap.
         auto alone = e->Query(ids[0], q);
         ASSERT_TRUE(alone.ok());
@@ -203,7 +196,7 @@ TEST_P(Speculation, TheCapTurnsItOffAndOn) {
         int drafted = 0;
         for (auto& f : e->TakeFinished()) {
             ASSERT_TRUE(f.answer.ok());
-            EXPECT_EQ(f.answer->tokens, alone->tokens);
+            EXPECT_TRUE(Agree(*f.answer, *alone, GetParam() + " cap " + std::to_string(cap)));
             drafted += f.answer->timings.n_drafted_tokens;
         }
         if (cap == 1) {

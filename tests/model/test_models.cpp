@@ -1,10 +1,12 @@
 #include "model/test_models.h"
 
+#include "engine/backend.h"
 #include "engine/model_maker.h"
 #include "feed/market.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <gtest/gtest.h>
 
@@ -110,6 +112,57 @@ float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
         worst = std::max(worst, std::fabs(a[i] - b[i]));
     }
     return worst;
+}
+
+::testing::AssertionResult SameBits(const Answer& a, const Answer& b) {
+    if (a.step_logits.empty() || b.step_logits.empty()) {
+        return ::testing::AssertionFailure() << "ask both queries with keep_logits";
+    }
+    const Comparison c = CompareGreedy(a, b);
+    if (a.tokens != b.tokens || c.verdict != Agreement::kIdentical) {
+        return ::testing::AssertionFailure()
+               << "the same kernels on the same numbers must give the same bits: " << c.Describe();
+    }
+    return ::testing::AssertionSuccess();
+}
+
+namespace {
+
+::testing::AssertionResult Judge(const Comparison& c, const std::string& what) {
+    if (c.verdict != Agreement::kIdentical) {
+        std::printf("[%s] %s: %s\n", CpuBackend().variant.c_str(), what.c_str(),
+                    c.Describe().c_str());
+    }
+    if (!c.ok()) {
+        return ::testing::AssertionFailure() << what << ": " << c.Describe();
+    }
+    return ::testing::AssertionSuccess();
+}
+
+}  // namespace
+
+::testing::AssertionResult Agree(const Answer& a, const Answer& b, const std::string& what) {
+    if (a.step_logits.empty() || b.step_logits.empty()) {
+        return ::testing::AssertionFailure() << "ask both queries with keep_logits";
+    }
+    return Judge(CompareGreedy(a, b), what);
+}
+
+double ConfidenceBound(const Answer& b) {
+    double scale = 0;
+    for (const auto& logits : b.step_logits) {
+        for (float x : logits) {
+            scale = std::max(scale, static_cast<double>(std::fabs(x)));
+        }
+    }
+    return kNearTieFactor * std::max(kAbsLogitFloor, kRelLogitTolerance * scale);
+}
+
+::testing::AssertionResult AgreeTokens(const Tokens& a, const Answer& b, const std::string& what) {
+    if (b.step_logits.empty()) {
+        return ::testing::AssertionFailure() << "ask the second query with keep_logits";
+    }
+    return Judge(CompareTokens(a, b), what);
 }
 
 }  // namespace kvs::test

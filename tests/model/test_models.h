@@ -3,8 +3,10 @@
 // small shape twin (SmolLM2-135M's layer shape and a real GPT-2 BPE tokenizer, 4 layers, random
 // weights, Q8_0), generated once into KVSTREAM_TEST_MODEL_DIR.
 
+#include "query/agreement.h"
 #include "runtime/engine.h"
 
+#include <gtest/gtest.h>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,5 +36,18 @@ std::string Question(int i);
 
 // The largest absolute difference between two equally long logit vectors.
 float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
+
+// The determinism contract (query/agreement.h), as test assertions on two greedy answers asked
+// with keep_logits. `SameBits`: the same kernels ran on the same numbers, so the tokens are equal
+// and every logit is bit-identical. `Agree`: the batch shapes differ, so the answers must agree
+// by the near-tie rule; it prints the comparison (largest logit difference, any near tie) with
+// `what` and the CPU backend variant, so every run shows its margins.
+::testing::AssertionResult SameBits(const Answer& a, const Answer& b);
+::testing::AssertionResult Agree(const Answer& a, const Answer& b, const std::string& what);
+// How far the confidence (mean top-two logit gap) of an answer with the same tokens may move
+// between batch shapes: each gap by at most twice the logit tolerance of b's positions.
+double ConfidenceBound(const Answer& b);
+// `Agree` for an answer whose logits were not kept (a cached flash result), against b's logits.
+::testing::AssertionResult AgreeTokens(const Tokens& a, const Answer& b, const std::string& what);
 
 }  // namespace kvs::test
