@@ -132,7 +132,11 @@ test('openai: a bad parameter is a BadRequestError naming the field', async () =
 test('raw: GET /health and /v1/models', async () => {
   const health = await api.get('/health');
   assert.equal(health.status, 200);
-  assert.deepEqual(health.json, { status: 'ok', model: MODEL });
+  assert.deepEqual(Object.keys(health.json).sort(), ['cpu_backend', 'model', 'status']);
+  assert.equal(health.json.status, 'ok');
+  assert.equal(health.json.model, MODEL);
+  assert.deepEqual(Object.keys(health.json.cpu_backend).sort(),
+    ['features', 'other_backends', 'variant', 'weight_buffers']);
 
   const models = await api.get('/v1/models');
   assert.equal(models.status, 200, models.text);
