@@ -14,5 +14,5 @@ bench_machine_info() {
   echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "model: $2 ($(du -m "$2" | cut -f1) MiB)"
   echo "kvstream: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
-  echo "llama.cpp: 80fb11ac"
+  echo "llama.cpp: 80fb11ac; $(build/kvstream --version | sed -n 's/^this machine: //p')"
 }

@@ -171,6 +171,7 @@ void RunDemo(const DemoOptions& o) {
     std::printf("kvstream demo: %s (%s), %d sessions, %d threads\nkvstream demo: %s\n",
                 model.c_str(), e.model().Description().c_str(), o.n_sessions,
                 e.context().n_threads(), CpuBackendLine().c_str());
+    std::fflush(stdout);  // before the progress bar on stderr
 
     std::vector<std::string> symbols;
     std::vector<SessionId> ids;

@@ -10,14 +10,26 @@
 #include <dlfcn.h>
 #include <filesystem>
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 namespace kvs {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kCpuPrefix = "libggml-cpu-";
-constexpr const char* kModuleSuffix = ".so";
+constexpr std::string_view kModulePrefix = "libggml-";
+constexpr std::string_view kCpuPrefix = "libggml-cpu-";
+constexpr std::string_view kModuleSuffix = ".so";
+
+// KVSTREAM_CPU_VARIANT, unless unset, empty or "auto".
+std::optional<std::string> RequestedVariant() {
+    const char* wanted = std::getenv("KVSTREAM_CPU_VARIANT");
+    if (wanted == nullptr || *wanted == '\0' || std::string_view(wanted) == "auto") {
+        return std::nullopt;
+    }
+    return std::string(wanted);
+}
 
 std::atomic<int> g_min_level{
     GGML_LOG_LEVEL_WARN};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
@@ -61,15 +73,13 @@ std::vector<Variant> Modules(const std::string& dir, bool cpu) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
         const std::string file = entry.path().filename().string();
-        if (!file.starts_with("libggml-") || !file.ends_with(kModuleSuffix)) {
+        if (!file.starts_with(kModulePrefix) || !file.ends_with(kModuleSuffix) ||
+            file.starts_with(kCpuPrefix) != cpu) {
             continue;
         }
-        const bool is_cpu = file.starts_with(kCpuPrefix);
-        if (is_cpu != cpu) {
-            continue;
-        }
-        const std::size_t skip = cpu ? std::string_view(kCpuPrefix).size() : 8;
-        out.push_back({file.substr(skip, file.size() - skip - 3), entry.path().string(), 0});
+        const std::size_t skip = (cpu ? kCpuPrefix : kModulePrefix).size();
+        out.push_back({file.substr(skip, file.size() - skip - kModuleSuffix.size()),
+                       entry.path().string(), 0});
     }
     std::sort(out.begin(), out.end(),
               [](const Variant& a, const Variant& b) { return a.name < b.name; });
@@ -101,15 +111,15 @@ Result<Variant> ChooseCpuVariant(const std::string& dir, std::vector<std::string
     for (const Variant& v : ok) {
         runnable.push_back(v.name);
     }
-    const char* wanted = std::getenv("KVSTREAM_CPU_VARIANT");
-    if (wanted == nullptr || *wanted == '\0' || std::string_view(wanted) == "auto") {
+    const std::optional<std::string> wanted = RequestedVariant();
+    if (!wanted) {
         if (ok.empty()) {
             return Unavailable("this CPU can run none of the CPU backends in " + dir);
         }
         return ok.front();
     }
     for (const Variant& v : variants) {
-        if (v.name == wanted) {
+        if (v.name == *wanted) {
             if (v.score <= 0) {
                 return Unavailable("this CPU cannot run the CPU backend variant '" + v.name +
                                    "' (it can run: " + Join(runnable) + ")");
@@ -121,8 +131,8 @@ Result<Variant> ChooseCpuVariant(const std::string& dir, std::vector<std::string
     for (const Variant& v : variants) {
         names.push_back(v.name);
     }
-    return NotFound("KVSTREAM_CPU_VARIANT names '" + std::string(wanted) + "', which is not in " +
-                    dir + " (built: " + Join(names) + ")");
+    return NotFound("KVSTREAM_CPU_VARIANT names '" + *wanted + "', which is not in " + dir +
+                    " (built: " + Join(names) + ")");
 }
 
 void DescribeCpu(ggml_backend_reg_t reg, CpuBackendInfo& info) {
@@ -146,9 +156,8 @@ void DescribeCpu(ggml_backend_reg_t reg, CpuBackendInfo& info) {
 Status LoadBackends(CpuBackendInfo& info) {
     if (ggml_backend_reg_t reg = ggml_backend_reg_by_name("CPU")) {
         // A llama.cpp built without runtime-loaded backends: nothing to choose.
-        const char* wanted = std::getenv("KVSTREAM_CPU_VARIANT");
-        if (wanted != nullptr && *wanted != '\0' && std::string_view(wanted) != "auto") {
-            return Unavailable("KVSTREAM_CPU_VARIANT names '" + std::string(wanted) +
+        if (const auto wanted = RequestedVariant()) {
+            return Unavailable("KVSTREAM_CPU_VARIANT names '" + *wanted +
                                "', but this llama.cpp has its CPU backend built in (no variants)");
         }
         info.variant = "built-in";
@@ -225,6 +234,14 @@ std::string CpuBackendLine() {
         line += ", with " + Join(b.other_backends, ", ");
     }
     return line;
+}
+
+std::string CpuBackendPrometheus() {
+    const CpuBackendInfo& b = CpuBackend();
+    return "# HELP kvs_cpu_backend_info The CPU backend variant the engine runs and its features\n"
+           "# TYPE kvs_cpu_backend_info gauge\n"
+           "kvs_cpu_backend_info{variant=\"" +
+           b.variant + "\",features=\"" + Join(b.features) + "\"} 1\n";
 }
 
 std::string BackendFolder() {

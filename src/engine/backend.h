@@ -50,6 +50,9 @@ const CpuBackendInfo& CpuBackend();
 // does: "CPU backend zen4 (AVX2 AVX512 ... REPACK; buffers CPU_REPACK)".
 std::string CpuBackendLine();
 
+// The same for /metrics: "kvs_cpu_backend_info{variant="zen4",features="..."} 1" with HELP/TYPE.
+std::string CpuBackendPrometheus();
+
 // The folder the runtime-loaded backends are read from: KVSTREAM_GGML_BACKEND_DIR when set,
 // else the pinned build's lib/ggml.
 std::string BackendFolder();

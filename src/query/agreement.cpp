@@ -102,6 +102,7 @@ Comparison CompareGreedy(const std::vector<std::vector<float>>& a,
 
 Comparison CompareTokens(const Tokens& a, const Answer& b) {
     Comparison c;
+    c.one_sided = true;
     const std::size_t n = std::min({a.size(), b.tokens.size(), b.step_logits.size()});
     for (std::size_t i = 0; i < n; ++i) {
         c.n_compared = static_cast<int>(i + 1);
@@ -138,6 +139,11 @@ std::string Comparison::Describe() const {
                           rank_b);
     } else {
         n = std::snprintf(buf, sizeof buf, "%s; ", AgreementName(verdict));
+    }
+    if (one_sided) {
+        std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n),
+                      "%d positions (tokens against the other side's logits)", n_compared);
+        return buf;
     }
     std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n),
                   "%d positions, largest logit difference %.3g (%.2f%% of the largest logit, "

@@ -68,6 +68,7 @@ struct Comparison {
     double margin_b = 0;
     int rank_a = 0;
     int rank_b = 0;
+    bool one_sided = false;  // CompareTokens: only b's logits were known
 
     bool ok() const { return verdict <= Agreement::kNearTie; }
 

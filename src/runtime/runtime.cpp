@@ -544,16 +544,7 @@ std::string Runtime::MetricsTable() {
 }
 
 std::string Runtime::MetricsPrometheus() {
-    const CpuBackendInfo& b = cpu_backend();
-    std::string features;
-    for (const std::string& f : b.features) {
-        features += (features.empty() ? "" : " ") + f;
-    }
-    return metrics_->RenderPrometheus() +
-           "# HELP kvs_cpu_backend_info The CPU backend variant the engine runs and its features\n"
-           "# TYPE kvs_cpu_backend_info gauge\n"
-           "kvs_cpu_backend_info{variant=\"" +
-           b.variant + "\",features=\"" + features + "\"} 1\n";
+    return metrics_->RenderPrometheus() + CpuBackendPrometheus();
 }
 
 }  // namespace kvs

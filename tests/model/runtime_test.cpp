@@ -129,10 +129,12 @@ TEST_P(RuntimeTest, ShutdownAnswersEverythingInFlight) {
         appends.push_back(rt->AppendAndWait(0, id, DataText(i)));
         answers.push_back(rt->Query(0, id, Q(i)));
     }
-    rt.reset();  // must not hang, and no promise may be left broken
-    for (auto& f : answers) {
+    rt.reset();                // must not hang, and no promise may be left broken
+    for (auto& f : answers) {  // a query after the session filled up is refused: no room for it
         auto a = f.get();
-        EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted) << a.status().ToString();
+        EXPECT_TRUE(a.ok() || a.status().code() == StatusCode::kAborted ||
+                    a.status().code() == StatusCode::kContextFull)
+            << a.status().ToString();
     }
     for (auto& f : appends) {  // the session fills up, or ingest falls behind: the last appends
         auto a = f.get();      // may be refused at once
