@@ -177,7 +177,6 @@ Status LoadBackends(CpuBackendInfo& info) {
     }
     llama_backend_init();
     info.variant = chosen.name;
-    info.library = chosen.path;
     DescribeCpu(reg, info);
     for (const Variant& other : Modules(dir, /*cpu=*/false)) {
         if (ggml_backend_reg_t r = ggml_backend_load(other.path.c_str())) {

@@ -26,7 +26,6 @@ enum class LibraryLogLevel { kQuiet, kWarnings, kVerbose };
 // The CPU backend this process runs.
 struct CpuBackendInfo {
     std::string variant;                      // e.g. "zen4", "haswell", "x64"; "built-in"
-    std::string library;                      // the loaded file ("" when built in)
     std::vector<std::string> features;        // e.g. AVX2, AVX512, REPACK: what the kernels use
     std::vector<std::string> extra_buffers;   // weight layouts it repacks into, e.g. CPU_REPACK
     std::vector<std::string> runnable;        // variants in the folder this CPU can run, best first
@@ -47,7 +46,7 @@ Status EnsureBackend();
 const CpuBackendInfo& CpuBackend();
 
 // One line naming the CPU backend variant and its features, as llama.cpp's system-info line
-// does: "CPU backend zen4 (AVX2 AVX512 ... REPACK; buffers CPU_REPACK)".
+// does: "CPU backend zen4 (AVX2 AVX512 ... REPACK; weight buffers CPU_REPACK)".
 std::string CpuBackendLine();
 
 // The same for /metrics: "kvs_cpu_backend_info{variant="zen4",features="..."} 1" with HELP/TYPE.
@@ -57,7 +56,7 @@ std::string CpuBackendPrometheus();
 // else the pinned build's lib/ggml.
 std::string BackendFolder();
 
-// libllama/ggml facts for `kvstream --version`: "llama.cpp 80fb11ac (ggml 0.23.0, ...)".
+// ggml's own version for `kvstream --version`: "ggml 0.23.0 (commit 80fb11a)".
 std::string LibraryVersionLine();
 
 }  // namespace kvs
