@@ -29,6 +29,17 @@ Status ValidateOptions(const ContextOptions& o) {
     return Status::Ok();
 }
 
+// ggml's type of a cache type name, or kInvalidArgument.
+Result<ggml_type> CacheType(const std::string& name) {
+    for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
+        const char* n = ggml_type_name(static_cast<ggml_type>(t));
+        if (n != nullptr && name == n) {
+            return static_cast<ggml_type>(t);
+        }
+    }
+    return InvalidArgument("unknown KV cache type '" + name + "' (f16, bf16, q8_0, ...)");
+}
+
 }  // namespace
 
 Status DecodeStatus(int rc) {
@@ -53,6 +64,11 @@ Status DecodeStatus(int rc) {
 Result<std::unique_ptr<Context>> Context::Create(const Model& model,
                                                  const ContextOptions& options) {
     KV_RETURN_IF_ERROR(ValidateOptions(options));
+    auto type_k = CacheType(options.type_k);
+    auto type_v = CacheType(options.type_v);
+    if (!type_k.ok() || !type_v.ok()) {
+        return type_k.ok() ? type_v.status() : type_k.status();
+    }
     const int n_ctx_seq = (options.n_ctx_seq + kCellAlign - 1) / kCellAlign * kCellAlign;
     const int n_threads = options.n_threads > 0
                               ? options.n_threads
@@ -68,6 +84,8 @@ Result<std::unique_ptr<Context>> Context::Create(const Model& model,
     p.flash_attn_type =
         options.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
     p.kv_unified = options.kv_unified;
+    p.type_k = *type_k;
+    p.type_v = *type_v;
     p.no_perf = true;
 
     llama_context* ctx = llama_init_from_model(model.raw(), p);
@@ -93,6 +111,10 @@ Context::~Context() {
 Status Context::Decode(Batch& batch) {
     if (batch.empty()) {
         return InvalidArgument("empty batch");
+    }
+    if (faults_.fail_decodes > 0) {
+        faults_.fail_decodes -= 1;
+        return DecodeStatus(faults_.decode_rc);
     }
     if (batch.size() > n_batch_) {
         return TooLarge("batch of " + std::to_string(batch.size()) + " tokens exceeds n_batch " +
@@ -132,7 +154,9 @@ std::vector<std::uint8_t> Context::SaveSequence(SeqId seq) const {
 }
 
 Status Context::RestoreSequence(SeqId seq, std::span<const std::uint8_t> blob) {
-    if (llama_state_seq_set_data(ctx_, blob.data(), blob.size(), seq) == 0) {
+    const bool refused = faults_.fail_restores > 0;
+    faults_.fail_restores -= refused ? 1 : 0;
+    if (refused || llama_state_seq_set_data(ctx_, blob.data(), blob.size(), seq) == 0) {
         ClearSequence(seq);
         return Internal("libllama refused a saved sequence state of " +
                         std::to_string(blob.size()) + " bytes");
@@ -151,8 +175,9 @@ std::span<const float> Context::Logits(int batch_index) const {
 }
 
 std::uint64_t Context::KvFingerprint() const {
-    const std::string what = "cells=" + std::to_string(n_ctx_seq_) +
-                             " k=f16 v=f16 fa=" + std::to_string(options_.flash_attn ? 1 : 0) +
+    const std::string what = "cells=" + std::to_string(n_ctx_seq_) + " k=" + options_.type_k +
+                             " v=" + options_.type_v +
+                             " fa=" + std::to_string(options_.flash_attn ? 1 : 0) +
                              " unified=" + std::to_string(options_.kv_unified ? 1 : 0);
     std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
     for (const char c : what) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 struct llama_context;
@@ -29,6 +30,17 @@ struct ContextOptions {
     int n_threads = 0;     // 0: every hardware thread
     bool flash_attn = false;
     bool kv_unified = false;
+    std::string type_k = "f16";  // K/V cache element types, by ggml's names ("f16", "q8_0", ...);
+    std::string type_v = "f16";  // a quantized V cache needs flash_attn
+};
+
+// Failures the engine must survive but cannot provoke from outside, injected by tests.
+// Engine thread only, like the Context that owns it. Zero (the default): no faults.
+struct FaultPlan {
+    int fail_decodes = 0;   // the next this many Decode() calls fail with `decode_rc`, running
+                            // nothing (a valid outcome of every failing code)
+    int decode_rc = -3;     // the llama_decode return code they report (DecodeStatus)
+    int fail_restores = 0;  // the next this many RestoreSequence() calls refuse their blob
 };
 
 class Context {
@@ -80,9 +92,12 @@ public:
     // for logits). Valid until the next Decode.
     std::span<const float> Logits(int batch_index) const;
 
-    // Identifies what a saved sequence state depends on: cells per sequence, K/V cache types,
-    // flash attention (V layout) and unified or split mode.
+    // Identifies what a saved sequence state depends on: cells per sequence, the K/V cache
+    // types in use, flash attention (V layout) and unified or split mode.
     std::uint64_t KvFingerprint() const;
+
+    // Fault injection for tests (see FaultPlan).
+    FaultPlan& faults() { return faults_; }
 
     int n_seq_max() const { return n_seq_max_; }
 
@@ -106,6 +121,7 @@ private:
     int n_batch_;
     int n_vocab_;
     int n_threads_;
+    FaultPlan faults_;
 };
 
 // Maps a llama_decode return code to a Status (0 -> ok).

@@ -60,6 +60,8 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
     c.n_ubatch = o.n_batch;
     c.n_threads = o.n_threads;
     c.flash_attn = o.flash_attn;
+    c.type_k = o.kv_type_k;
+    c.type_v = o.kv_type_v;
     return c;
 }
 

@@ -75,6 +75,8 @@ struct EngineOptions {
     bool flash_attn = false;           // measured slower on CPU at depth (docs/benchmarks.md)
     int n_gpu_layers = 0;              // layers offloaded when libllama has a GPU backend
     bool repack_weights = true;        // ModelOptions::repack_weights (off: measurements only)
+    std::string kv_type_k = "f16";     // ContextOptions::type_k / type_v
+    std::string kv_type_v = "f16";
     std::size_t max_text_bytes = 1 << 20;                // one append or prefix
     std::size_t park_host_bytes = std::size_t{1} << 30;  // RAM for parked sessions
     std::string park_dir;  // spill folder past park_host_bytes; empty: none
@@ -397,6 +399,9 @@ public:
 
     const Context& context() const { return *context_; }
 
+    // Failures injected by tests into the context (engine/context.h, FaultPlan).
+    FaultPlan& faults_for_testing() { return context_->faults(); }
+
     const EngineOptions& options() const { return options_; }
 
     int n_sessions() const { return static_cast<int>(sessions_.size()); }
@@ -518,10 +523,20 @@ private:
 
     Status PrefillPrefix(Session& s, const Tokens& prefix);
     Status PrefillNow(SeqId seq, Pos start, std::span<const Token> tokens);
+    // A free template sequence, evicting the least recently used template when none is free;
+    // nothing when no template holds one either.
+    std::optional<SeqId> AcquireTemplateSeq();
     void ReleaseTemplate(const Session& s);
 
     // Residency (residency.cpp).
+    // Gives `s` a slot whose cache holds exactly s.tokens: its saved state restored, or the
+    // tokens re-prefilled when that state is gone or unusable. kResourceExhausted: no slot can
+    // be freed now; kUnavailable: parking or the rebuild failed (the session stays parked, its
+    // tokens and queued data kept, and a later call tries again).
     Status MakeResident(Session& s);
+    // Loads the saved state (adopted snapshot or park store) into s.seq; an error when there is
+    // none for a session with tokens, or it does not hold exactly s.tokens.
+    Status LoadState(Session& s);
     Status ParkSession(Session& s);
     Session* PickVictim(const Session* keep, bool idle_only, bool same_tenant = false);
     int ResidentCount(TenantId tenant) const;

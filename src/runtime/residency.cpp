@@ -41,34 +41,35 @@ Status Engine::MakeResident(Session& s) {
     }
     s.seq = *seq;
     s.resident_since = tick_;
-    const bool adopted = saved_.contains(s.id);  // restored from a snapshot at start
-    if (!park_->Contains(s.id) && !adopted) {
-        return Status::Ok();  // a new session: nothing to restore
-    }
     const auto started = Clock::now();
-    Status restored;
-    if (adopted) {
-        restored = LoadSavedState(s);
-    } else {
-        auto blob = park_->Take(s.id);
-        restored = blob.ok() ? context_->RestoreSequence(s.seq, *blob) : blob.status();
-    }
-    if (!restored.ok()) {
-        // The saved state is gone or unusable: rebuild the cache from the session's tokens.
-        std::fprintf(
-            stderr, "kvstream: restoring session %llu failed (%s); re-prefilling %d tokens\n",
-            static_cast<unsigned long long>(s.id), restored.ToString().c_str(), s.n_tokens());
-        metrics_
-            .GetCounter("kvs_restore_fallbacks_total",
-                        "Saved states found unusable when loaded (the tokens were re-prefilled)")
-            .Add();
-        restored = Reprefill(s);
-    }
-    if (!restored.ok()) {
+    if (Status loaded = LoadState(s); !loaded.ok()) {
+        // Whatever state was saved is gone or unusable: the cache is rebuilt from the tokens,
+        // which the session always keeps. A session never runs on a cache without them.
         context_->ClearSequence(s.seq);
-        slots_.Release(s.seq);
-        s.seq = -1;
-        return restored;
+        if (s.n_tokens() > 0) {
+            std::fprintf(stderr, "kvstream: session %llu: %s; re-prefilling %d tokens\n",
+                         static_cast<unsigned long long>(s.id), loaded.ToString().c_str(),
+                         s.n_tokens());
+            metrics_
+                .GetCounter("kvs_restore_fallbacks_total",
+                            "Saved states found unusable or missing when loaded (the tokens "
+                            "were re-prefilled)")
+                .Add();
+        }
+        if (Status rebuilt = Reprefill(s); !rebuilt.ok()) {
+            context_->ClearSequence(s.seq);
+            slots_.Release(s.seq);
+            s.seq = -1;
+            return Status(StatusCode::kUnavailable, "session " + std::to_string(s.id) +
+                                                        " could not be rebuilt in the KV cache (" +
+                                                        rebuilt.message() +
+                                                        "); its data is kept, retry shortly");
+        }
+    }
+    KV_CHECK(context_->SeqPosMax(s.seq) + 1 == s.n_tokens(),
+             "a resident session's cache holds exactly its tokens");
+    if (s.n_tokens() == 0) {
+        return Status::Ok();  // a new session: nothing was restored
     }
     const double ms = MsSince(started);
     events_.push_back({EngineEvent::Kind::kRestored, s.id, s.version, ms});
@@ -76,6 +77,24 @@ Status Engine::MakeResident(Session& s) {
     metrics_.GetHistogram("kvs_restore_ms", "Time to restore a parked session", kMsBuckets)
         .Observe(ms);
     return Status::Ok();
+}
+
+Status Engine::LoadState(Session& s) {
+    Status loaded;
+    if (saved_.contains(s.id)) {  // adopted from a snapshot at start
+        loaded = LoadSavedState(s);
+    } else if (park_->Contains(s.id)) {
+        auto blob = park_->Take(s.id);
+        loaded = blob.ok() ? context_->RestoreSequence(s.seq, *blob) : blob.status();
+    } else if (s.n_tokens() > 0) {
+        loaded = Status(StatusCode::kNotFound, "its saved state is gone");
+    }
+    if (loaded.ok() && context_->SeqPosMax(s.seq) + 1 != s.n_tokens()) {
+        loaded =
+            Internal("the restored state holds " + std::to_string(context_->SeqPosMax(s.seq) + 1) +
+                     " tokens, not " + std::to_string(s.n_tokens()));
+    }
+    return loaded;
 }
 
 Status Engine::Reprefill(Session& s) {

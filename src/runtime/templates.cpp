@@ -34,18 +34,15 @@ Status Engine::PrefillPrefix(Session& s, const Tokens& prefix) {
     }
     auto it = templates_.find(prefix);
     if (it == templates_.end()) {
-        auto seq = template_slots_.Acquire();
-        if (!seq) {  // evict the least recently used template; its sessions keep their copies
-            auto lru = templates_.begin();
-            for (auto t = templates_.begin(); t != templates_.end(); ++t) {
-                lru = t->second.last_used < lru->second.last_used ? t : lru;
-            }
-            context_->ClearSequence(lru->second.seq);
-            template_slots_.Release(lru->second.seq);
-            templates_.erase(lru);
-            seq = template_slots_.Acquire();
+        auto seq = AcquireTemplateSeq();
+        if (!seq) {  // every template sequence is held by a prefill in progress: none to share
+            return PrefillNow(s.seq, 0, prefix);
         }
-        KV_RETURN_IF_ERROR(PrefillNow(*seq, 0, prefix));
+        if (Status st = PrefillNow(*seq, 0, prefix); !st.ok()) {
+            context_->ClearSequence(*seq);
+            template_slots_.Release(*seq);
+            return st;
+        }
         it = templates_.emplace(prefix, PrefixTemplate{next_template_++, *seq, 0, 0}).first;
         metrics_.GetCounter("kvs_template_misses_total", "Prefixes prefilled into a template")
             .Add();
@@ -58,6 +55,24 @@ Status Engine::PrefillPrefix(Session& s, const Tokens& prefix) {
     it->second.n_sessions += 1;
     it->second.last_used = ++tick_;
     return Status::Ok();
+}
+
+std::optional<SeqId> Engine::AcquireTemplateSeq() {
+    if (auto seq = template_slots_.Acquire()) {
+        return seq;
+    }
+    if (templates_.empty()) {
+        return std::nullopt;
+    }
+    // Evict the least recently used template; its sessions keep their copies.
+    auto lru = templates_.begin();
+    for (auto t = templates_.begin(); t != templates_.end(); ++t) {
+        lru = t->second.last_used < lru->second.last_used ? t : lru;
+    }
+    context_->ClearSequence(lru->second.seq);
+    template_slots_.Release(lru->second.seq);
+    templates_.erase(lru);
+    return template_slots_.Acquire();
 }
 
 void Engine::ReleaseTemplate(const Session& s) {
