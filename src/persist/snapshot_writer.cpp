@@ -1,5 +1,7 @@
 #include "persist/snapshot_writer.h"
 
+#include "common/guard.h"
+
 #include <algorithm>
 #include <chrono>
 #include <system_error>
@@ -90,7 +92,7 @@ void SnapshotWriter::Run(Job& job) {
     w.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
                .count();
     if (done_) {
-        done_(w);
+        Guarded("a snapshot write's callback", [&] { done_(w); });
     }
 }
 

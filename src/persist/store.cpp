@@ -1,5 +1,7 @@
 #include "persist/store.h"
 
+#include "common/guard.h"
+
 #include <map>
 #include <sqlite3.h>
 
@@ -316,7 +318,7 @@ void Store::WriterLoop() {
         const Status st = CommitBatch(batch);
         for (Pending& p : batch) {
             if (p.done) {
-                p.done(st);
+                Guarded("a store write's callback", [&] { p.done(st); });
             }
         }
         {

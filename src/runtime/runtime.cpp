@@ -1,5 +1,6 @@
 #include "runtime/runtime.h"
 
+#include "common/guard.h"
 #include "runtime/runtime_state.h"
 
 #include <chrono>
@@ -107,22 +108,14 @@ void Runtime::EngineThread(std::promise<Status> ready) {
             batch.swap(commands_);
             state.stopping = stopping_;
         }
-        for (Command& c : batch) {
-            try {
-                c(state);                        // while stopping, commands answer kAborted
-            } catch (const std::exception& e) {  // a bug in a reply must not stop the engine
-                std::fprintf(stderr, "kvstream: a command failed: %s\n", e.what());
-            }
+        for (Command& c : batch) {  // while stopping, commands answer kAborted
+            Guarded("a command", [&] { c(state); });
         }
         if (state.stopping) {
             break;
         }
         stalled = state.engine->HasWork() && state.engine->Step().n_tokens == 0;
-        try {
-            state.Deliver();
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "kvstream: delivering results failed: %s\n", e.what());
-        }
+        Guarded("delivering results", [&] { state.Deliver(); });
         if (durable) {
             WriteParkCaptures(state);
             SnapshotSessions(state, /*all=*/false);
@@ -137,7 +130,7 @@ void Runtime::EngineThread(std::promise<Status> ready) {
             rest.swap(commands_);
         }
         for (Command& c : rest) {
-            c(state);
+            Guarded("a command at shutdown", [&] { c(state); });
         }
         WriteParkCaptures(state);
         SnapshotSessions(state, /*all=*/true);
@@ -150,10 +143,10 @@ void Runtime::EngineThread(std::promise<Status> ready) {
     // Shutdown: whatever still waits is told so.
     const Status aborted(StatusCode::kAborted, "the server is shutting down");
     for (auto& [id, q] : state.queries) {
-        q.reply(aborted);
+        Guarded("a query's last reply", [&] { q.reply(aborted); });
     }
     for (auto& w : state.append_waits) {
-        w.reply(aborted);
+        Guarded("an append's last reply", [&] { w.reply(aborted); });
     }
     hub_.CloseAll();
 }

@@ -3,7 +3,9 @@
 
 #include "runtime/runtime.h"
 
+#include <atomic>
 #include <gtest/gtest.h>
+#include <new>
 #include <thread>
 
 #include "model/test_models.h"
@@ -143,6 +145,30 @@ TEST_P(RuntimeTest, ShutdownAnswersEverythingInFlight) {
                     a.status().code() == StatusCode::kResourceExhausted)
             << a.status().ToString();
     }
+}
+
+// Replies that throw (bad_alloc while rendering, say) are reported where they run, the engine
+// thread's loop and its shutdown included, and the process goes on; before, the last replies at
+// shutdown ran unguarded and the throw ended the process.
+TEST_P(RuntimeTest, ThrowingRepliesDoNotEndTheProcess) {
+    auto rt = Start();
+    ASSERT_TRUE(rt);
+    const SessionId id = *rt->CreateSession(0, {}).get();
+    ASSERT_TRUE(rt->AppendAndWait(0, id, DataText(0)).get().ok());
+    std::atomic<int> n_replies{0};
+    for (int i = 0; i < 20; ++i) {  // one at a time on the session
+        QueryOptions q = Q(i);
+        q.max_tokens = 32;
+        rt->Query(0, id, q, [&n_replies](Result<Answer>) {
+            n_replies += 1;
+            throw std::bad_alloc();
+        });
+    }
+    while (n_replies.load() == 0) {  // the first has thrown in the loop; the rest still wait
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    rt.reset();
+    EXPECT_EQ(n_replies.load(), 20) << "every query got its reply, each of which threw";
 }
 
 TEST_P(RuntimeTest, MetricsAreReadableFromAnyThread) {
