@@ -12,7 +12,7 @@ void AppendDesk::Add(SessionId id, const DeskSession& session, int behind_tokens
     e.behind.clear();
     e.n_behind = behind_tokens;
     if (behind_tokens > 0) {
-        e.behind.emplace_back(session.accepted_version, behind_tokens);
+        e.behind.push_back({session.accepted_version, behind_tokens, behind_tokens});
     }
 }
 
@@ -58,8 +58,8 @@ Result<std::uint64_t> AppendDesk::Admit(TenantId tenant,
                       "the engine's command queue is full or stopping; retry shortly");
     }
     s.accepted_version = version;
+    e.behind.push_back({version, n_tokens, n_after - s.n_tokens});
     s.n_tokens = n_after;
-    e.behind.emplace_back(version, n_tokens);
     e.n_behind += n_tokens;
     return version;
 }
@@ -72,9 +72,9 @@ void AppendDesk::Revoke(SessionId id, std::uint64_t version) {
     }
     Entry& e = it->second;
     for (auto b = e.behind.begin(); b != e.behind.end(); ++b) {
-        if (b->first == version) {
-            e.session.n_tokens -= b->second;
-            e.n_behind -= b->second;
+        if (b->version == version) {
+            e.session.n_tokens -= b->n_counted;
+            e.n_behind -= b->n_tokens;
             e.behind.erase(b);
             return;
         }
@@ -88,8 +88,8 @@ void AppendDesk::Ingested(SessionId id, std::uint64_t version) {
         return;
     }
     Entry& e = it->second;
-    while (!e.behind.empty() && e.behind.front().first <= version) {
-        e.n_behind -= e.behind.front().second;
+    while (!e.behind.empty() && e.behind.front().version <= version) {
+        e.n_behind -= e.behind.front().n_tokens;
         e.behind.pop_front();
     }
 }

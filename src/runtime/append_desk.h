@@ -63,9 +63,16 @@ public:
     int BehindTokens(SessionId id) const;
 
 private:
+    struct Behind {  // an admitted append not yet ingested
+        std::uint64_t version = 0;
+        int n_tokens = 0;   // its tokens (the ingest backlog)
+        int n_counted = 0;  // what it added to DeskSession::n_tokens (a full rolling
+                            // window adds nothing)
+    };
+
     struct Entry {
         DeskSession session;
-        std::deque<std::pair<std::uint64_t, int>> behind;  // (version, tokens), not yet ingested
+        std::deque<Behind> behind;  // in version order
         int n_behind = 0;
     };
 

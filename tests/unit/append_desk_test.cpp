@@ -64,6 +64,28 @@ TEST(AppendDesk, RollingWindowsCheckOnlyTheWindow) {
     EXPECT_EQ(desk.Admit(1, 1, 99, Yes()).status().code(), StatusCode::kContextFull);
 }
 
+// Revoking an append of a full rolling window takes back only what it added to the count (the
+// window's size is capped), not its whole length.
+TEST(AppendDesk, RevokingFromAFullRollingWindowKeepsItsCount) {
+    AppendDesk desk;
+    DeskSession s = Reject(100, 2);
+    s.on_full = OnFull::kRoll;
+    desk.Add(1, s);
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(desk.Admit(1, 1, 60, Yes()).ok());  // 62, then 100, 100 (capped)
+    }
+    desk.Revoke(1, 2);
+    desk.Revoke(1, 3);
+    int after = 0;
+    ASSERT_TRUE(desk.Admit(1, 1, 10,
+                           [&](std::uint64_t, int n) {
+                               after = n;
+                               return true;
+                           })
+                    .ok());
+    EXPECT_EQ(after, 72) << "62 before the revoked appends, plus 10";
+}
+
 TEST(AppendDesk, IngestMayFallOnlySoFarBehind) {
     AppendDesk desk;
     DeskSession s = Reject(1000, 0);
