@@ -137,7 +137,7 @@ std::function<void(Status)> Runtime::AppendOutcome(
                 }
                 if (!state.engine->ConfirmAppend(id, v).ok()) {  // the session was closed meanwhile
                     if (wait) {
-                        (*reply)(Status(StatusCode::kAborted, "the session was closed"));
+                        (*reply)(SessionClosed(id));
                     }
                     return;
                 }

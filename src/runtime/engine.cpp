@@ -110,6 +110,10 @@ Engine::Engine(EngineOptions options,
     identity_ = {model_->Fingerprint(), context_->KvFingerprint()};
 }
 
+Status SessionClosed(SessionId id) {
+    return NotFound("session " + std::to_string(id) + " was closed");
+}
+
 Session* Engine::FindSession(SessionId id) {
     auto it = sessions_.find(id);
     return it == sessions_.end() ? nullptr : &it->second;
@@ -209,7 +213,7 @@ Status Engine::CloseSession(SessionId id) {
         if (job.flash != 0) {
             CancelFlash(job);
         } else {
-            FailQuery(job, Status(StatusCode::kAborted, "the session was closed"));
+            FailQuery(job, SessionClosed(id));
         }
     }
     flash_.erase(id);

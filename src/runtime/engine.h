@@ -271,6 +271,10 @@ Result<Tokens> TokenizeAppend(const Model& model,
                               std::string_view text,
                               std::size_t max_text_bytes);
 
+// What a request waiting on a session gets when the session is closed: kNotFound (retrying cannot
+// bring it back), naming the session.
+Status SessionClosed(SessionId id);
+
 class Engine {
 public:
     // Loads the model and creates the context. Errors: kNotFound, kInvalidArgument, kUnavailable.

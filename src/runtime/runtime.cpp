@@ -257,8 +257,7 @@ void Runtime::CloseSession(TenantId tenant, SessionId id, Reply<Status> reply) {
             if (st.ok()) {
                 s.runtime->desk_.Remove(id);
                 s.n_sessions[tenant] -= 1;
-                s.ResolveAppendWaits(id, UINT64_MAX,
-                                     Status(StatusCode::kAborted, "the session was closed"));
+                s.ResolveAppendWaits(id, UINT64_MAX, SessionClosed(id));
                 s.hub->CloseSession(id);
             }
             if (st.ok() && s.store) {

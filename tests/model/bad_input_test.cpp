@@ -58,6 +58,21 @@ TEST_P(BadInput, UnknownSession) {
     ExpectUnchanged();
 }
 
+// A query waiting on a session that is closed ends as not found (HTTP 404), not as aborted
+// (503 with Retry-After): retrying cannot bring the session back.
+TEST_P(BadInput, QueriesOfAClosedSessionEndAsNotFound) {
+    const SessionId other = *engine_->CreateSession({.prefix = "Other:"});
+    auto queued = engine_->SubmitQuery(other, probe_);
+    ASSERT_TRUE(queued.ok());
+    ASSERT_TRUE(engine_->CloseSession(other).ok());
+    auto finished = engine_->TakeFinished();
+    ASSERT_EQ(finished.size(), 1U);
+    EXPECT_EQ(finished[0].answer.status().code(), StatusCode::kNotFound)
+        << finished[0].answer.status().ToString();
+    EXPECT_NE(finished[0].answer.status().message().find("was closed"), std::string::npos);
+    ExpectUnchanged();
+}
+
 TEST_P(BadInput, BadAppends) {
     EXPECT_EQ(engine_->Append(id_, "").status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(engine_->Append(id_, "ok \xC3\x28 bad").status().code(),
