@@ -101,9 +101,12 @@ Engine::Engine(EngineOptions options,
       park_(std::move(park)),
       slots_(0, context_->n_seq_max() - options_.n_scratch - options_.n_template_slots),
       scratch_(slots_.n_slots(), options_.n_scratch),
-      template_slots_(slots_.n_slots() + options_.n_scratch, options_.n_template_slots),
       batch_(context_->n_batch()),
-      flash_budget_(options_.flash_max_share) {
+      flash_budget_(options_.flash_max_share),
+      templates_(*context_,
+                 SlotPool(slots_.n_slots() + options_.n_scratch, options_.n_template_slots),
+                 options_.min_template_tokens,
+                 metrics_) {
     if (options_.prefill_chunk_tokens == 0) {
         options_.prefill_chunk_tokens = context_->n_batch();
     }
@@ -174,12 +177,12 @@ Result<SessionId> Engine::TryCreateSession(const SessionOptions& options) {
     s.last_used = ++tick_;
     KV_RETURN_IF_ERROR(MakeResident(s));
     if (!prefix->empty()) {
-        const Status st = PrefillPrefix(s, *prefix);
-        if (!st.ok()) {
-            context_->ClearSequence(s.seq);
-            slots_.Release(s.seq);
-            return st;
+        auto from = templates_.Fill(s.seq, *prefix);
+        if (!from.ok()) {
+            slots_.Release(s.seq);  // Fill left the sequence empty
+            return from.status();
         }
+        s.template_id = *from;
         s.tokens = std::move(prefix).value();
         s.n_prefix_tokens = s.n_tokens();
     }
@@ -222,7 +225,8 @@ Status Engine::CloseSession(SessionId id) {
         context_->ClearSequence(s->seq);
         slots_.Release(s->seq);
     }
-    ReleaseTemplate(*s);
+    templates_.Release(Tokens(s->tokens.begin(), s->tokens.begin() + s->n_prefix_tokens),
+                       s->template_id);
     park_->Erase(id);
     saved_.erase(id);
     sessions_.erase(id);

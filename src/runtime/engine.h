@@ -33,6 +33,7 @@
 #include "query/flash.h"
 #include "query/flash_board.h"
 #include "query/query.h"
+#include "runtime/prefix_templates.h"
 #include "scheduler/cost_model.h"
 #include "scheduler/policy.h"
 #include "session/park_store.h"
@@ -517,21 +518,6 @@ private:
     bool FlashCanStart() const;
     void RecordFlashGauges();
 
-    // Shared prefixes (templates.cpp).
-    struct PrefixTemplate {
-        std::uint64_t id = 0;
-        SeqId seq = -1;
-        int n_sessions = 0;  // sessions made from it (resident or parked)
-        std::uint64_t last_used = 0;
-    };
-
-    Status PrefillPrefix(Session& s, const Tokens& prefix);
-    Status PrefillNow(SeqId seq, Pos start, std::span<const Token> tokens);
-    // A free template sequence, evicting the least recently used template when none is free;
-    // nothing when no template holds one either.
-    std::optional<SeqId> AcquireTemplateSeq();
-    void ReleaseTemplate(const Session& s);
-
     // Residency (residency.cpp).
     // Gives `s` a slot whose cache holds exactly s.tokens: its saved state restored, or the
     // tokens re-prefilled when that state is gone or unusable. kResourceExhausted: no slot can
@@ -554,9 +540,6 @@ private:
     std::unique_ptr<ParkStore> park_;
     SlotPool slots_;
     SlotPool scratch_;
-    SlotPool template_slots_;
-    std::map<Tokens, PrefixTemplate> templates_;  // by prefix tokens
-    std::uint64_t next_template_ = 1;
     std::map<SessionId, Session> sessions_;
     std::map<QueryId, QueryJob> queries_;  // queued and running
     std::deque<QueryId> waiting_;          // queued, not yet started, in arrival order
@@ -584,6 +567,7 @@ private:
     SnapshotExpectation identity_;
     MetricsRegistry metrics_;
     StepMetrics step_metrics_{metrics_};
+    PrefixTemplates templates_;  // shared prefixes, in the template sequences
 };
 
 }  // namespace kvs

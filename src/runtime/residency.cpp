@@ -98,7 +98,7 @@ Status Engine::LoadState(Session& s) {
 }
 
 Status Engine::Reprefill(Session& s) {
-    return PrefillNow(s.seq, 0, s.tokens);
+    return PrefillSequence(*context_, s.seq, 0, s.tokens);
 }
 
 Status Engine::ParkSession(Session& s) {
