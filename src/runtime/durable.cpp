@@ -43,6 +43,20 @@ Status StorageError(const std::string& what, const Status& why) {
                   what + " (" + why.message() + "); nothing was acknowledged");
 }
 
+void CountSnapshot(MetricsRegistry& m, const SnapshotWritten& w) {
+    if (!w.status.ok()) {
+        m.GetCounter("kvs_snapshot_failures_total", "Snapshot writes that failed").Add();
+        std::fprintf(stderr,
+                     "kvstream: snapshot of session %llu failed (%s); its data log still has "
+                     "everything\n",
+                     static_cast<unsigned long long>(w.session), w.status.ToString().c_str());
+        return;
+    }
+    m.GetCounter("kvs_snapshots_total", "Snapshot files written").Add();
+    m.GetCounter("kvs_snapshot_bytes_total", "Bytes of snapshot files written").Add(w.n_bytes);
+    m.GetHistogram("kvs_snapshot_ms", "Time to write one snapshot file", kMsBuckets).Observe(w.ms);
+}
+
 StoredFlash ToStored(FlashId id, const FlashOptions& o) {
     return {id,
             o.question,

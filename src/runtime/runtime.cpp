@@ -39,99 +39,20 @@ Runtime::~Runtime() {
 
 void Runtime::EngineThread(std::promise<Status> ready) {
     State state;
-    state.runtime = this;
-    state.hub = &hub_;
-    state.limits = options_.tenant_limits;
-    EngineOptions engine_options = options_.engine;
-    const bool durable = !options_.durable.data_dir.empty();
-    if (durable) {
-        if (Status st = OpenDurable(state); !st.ok()) {
-            ready.set_value(st);
-            return;
-        }
-        engine_options.capture_on_park = true;
-        if (engine_options.park_dir.empty()) {
-            engine_options.park_dir = options_.durable.data_dir + "/park";
-        }
-    }
-    auto engine = Engine::Open(engine_options);
-    if (!engine.ok()) {
-        ready.set_value(engine.status());
+    if (Status st = OpenEngine(state); !st.ok()) {
+        ready.set_value(st);
         return;
-    }
-    state.engine = std::move(engine).value();
-    if (durable) {
-        MetricsRegistry& m = state.engine->metrics();
-        state.snapshots = std::make_unique<SnapshotWriter>(
-            std::filesystem::path(options_.durable.data_dir) / "snapshots",
-            state.engine->snapshot_identity(), [&m](const SnapshotWritten& w) {
-                if (!w.status.ok()) {
-                    m.GetCounter("kvs_snapshot_failures_total", "Snapshot writes that failed")
-                        .Add();
-                    std::fprintf(stderr,
-                                 "kvstream: snapshot of session %llu failed (%s); its data log "
-                                 "still has everything\n",
-                                 static_cast<unsigned long long>(w.session),
-                                 w.status.ToString().c_str());
-                    return;
-                }
-                m.GetCounter("kvs_snapshots_total", "Snapshot files written").Add();
-                m.GetCounter("kvs_snapshot_bytes_total", "Bytes of snapshot files written")
-                    .Add(w.n_bytes);
-                m.GetHistogram("kvs_snapshot_ms", "Time to write one snapshot file", kMsBuckets)
-                    .Observe(w.ms);
-            });
-        RestoreSessions(state);
-        store_ = state.store.get();
     }
     metrics_ = &state.engine->metrics();
     board_ = &state.engine->flash_board();
     model_ = &state.engine->model();
     fast_hits_ = &metrics_->GetCounter("kvs_flash_hits_total", "");
     ready.set_value(Status::Ok());
-
-    bool stalled = false;  // the last step found work but could not run any of it
-    while (true) {
-        std::deque<Command> batch;
-        {
-            std::unique_lock lock(mu_);
-            auto can_go = [&] {
-                return stopping_ || !commands_.empty() || (state.engine->HasWork() && !stalled);
-            };
-            if (stalled) {  // e.g. data for a session that cannot get a slot yet: poll, not spin
-                cv_.wait_for(lock, std::chrono::milliseconds(10), can_go);
-            } else if (durable) {  // idle time is when due snapshots are taken
-                cv_.wait_for(lock, std::chrono::milliseconds(250), can_go);
-            } else {
-                cv_.wait(lock, can_go);
-            }
-            batch.swap(commands_);
-            state.stopping = stopping_;
-        }
-        for (Command& c : batch) {  // while stopping, commands answer kAborted
-            Guarded("a command", [&] { c(state); });
-        }
-        if (state.stopping) {
-            break;
-        }
-        stalled = state.engine->HasWork() && state.engine->Step().n_tokens == 0;
-        Guarded("delivering results", [&] { state.Deliver(); });
-        if (durable) {
-            WriteParkCaptures(state);
-            SnapshotSessions(state, /*all=*/false);
-        }
-    }
-    if (durable) {      // the store's last outcomes reach the engine, then every change is saved
-        desk_.Fence();  // an admission that queued its command also queues its log entry
-        state.store->Flush();
-        std::deque<Command> rest;
-        {
-            std::lock_guard lock(mu_);
-            rest.swap(commands_);
-        }
-        for (Command& c : rest) {
-            Guarded("a command at shutdown", [&] { c(state); });
-        }
+    ServeUntilStopped(state);
+    if (store_ != nullptr) {   // the store's last outcomes reach the engine, then every change
+        desk_.Fence();         // is saved (an admission that queued its command also queued its
+        state.store->Flush();  // log entry)
+        RunCommands(state, TakeCommands(), "a command at shutdown");
         WriteParkCaptures(state);
         SnapshotSessions(state, /*all=*/true);
         state.snapshots->Flush();
@@ -149,6 +70,79 @@ void Runtime::EngineThread(std::promise<Status> ready) {
         Guarded("an append's last reply", [&] { w.reply(aborted); });
     }
     hub_.CloseAll();
+}
+
+Status Runtime::OpenEngine(State& state) {
+    state.runtime = this;
+    state.hub = &hub_;
+    state.limits = options_.tenant_limits;
+    EngineOptions engine_options = options_.engine;
+    const bool durable = !options_.durable.data_dir.empty();
+    if (durable) {
+        KV_RETURN_IF_ERROR(OpenDurable(state));
+        engine_options.capture_on_park = true;
+        if (engine_options.park_dir.empty()) {
+            engine_options.park_dir = options_.durable.data_dir + "/park";
+        }
+    }
+    auto engine = Engine::Open(engine_options);
+    if (!engine.ok()) {
+        return engine.status();
+    }
+    state.engine = std::move(engine).value();
+    if (durable) {
+        state.snapshots = std::make_unique<SnapshotWriter>(
+            std::filesystem::path(options_.durable.data_dir) / "snapshots",
+            state.engine->snapshot_identity(),
+            [&m = state.engine->metrics()](const SnapshotWritten& w) { CountSnapshot(m, w); });
+        RestoreSessions(state);
+        store_ = state.store.get();
+    }
+    return Status::Ok();
+}
+
+void Runtime::ServeUntilStopped(State& state) {
+    const bool durable = store_ != nullptr;
+    bool stalled = false;  // the last step found work but could not run any of it
+    while (true) {
+        // HasWork() reads the engine's state: asked here, on the engine thread, not under mu_.
+        const bool has_work = state.engine->HasWork() && !stalled;
+        std::deque<Command> batch;
+        {
+            std::unique_lock lock(mu_);
+            auto can_go = [&] { return stopping_ || !commands_.empty() || has_work; };
+            if (stalled) {  // e.g. data for a session that cannot get a slot yet: poll, not spin
+                cv_.wait_for(lock, std::chrono::milliseconds(10), can_go);
+            } else if (durable) {  // idle time is when due snapshots are taken
+                cv_.wait_for(lock, std::chrono::milliseconds(250), can_go);
+            } else {
+                cv_.wait(lock, can_go);
+            }
+            batch.swap(commands_);
+            state.stopping = stopping_;
+        }
+        RunCommands(state, std::move(batch), "a command");  // while stopping: kAborted
+        if (state.stopping) {
+            return;
+        }
+        stalled = state.engine->HasWork() && state.engine->Step().n_tokens == 0;
+        Guarded("delivering results", [&] { state.Deliver(); });
+        if (durable) {
+            WriteParkCaptures(state);
+            SnapshotSessions(state, /*all=*/false);
+        }
+    }
+}
+
+std::deque<Runtime::Command> Runtime::TakeCommands() {
+    std::lock_guard lock(mu_);
+    return std::exchange(commands_, {});
+}
+
+void Runtime::RunCommands(State& state, std::deque<Command> batch, const char* what) {
+    for (Command& c : batch) {
+        Guarded(what, [&] { c(state); });
+    }
 }
 
 bool Runtime::EnqueueAlways(Command command) {
@@ -204,15 +198,6 @@ namespace {
 Status QueueFull() {
     return Status(StatusCode::kResourceExhausted,
                   "the engine's command queue is full or stopping; retry shortly");
-}
-
-// The future form of a callback call: `call` receives the reply that fulfils the future.
-template <typename T, typename Call>
-std::future<T> ToFuture(Call call) {
-    auto promise = std::make_shared<std::promise<T>>();
-    std::future<T> future = promise->get_future();
-    call([promise](T value) { promise->set_value(std::move(value)); });
-    return future;
 }
 
 }  // namespace
@@ -457,57 +442,6 @@ void Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash, Reply<St
             });
         },
         QueueFull());
-}
-
-// ---- Future forms -----------------------------------------------------------------------------
-
-std::future<Result<SessionId>> Runtime::CreateSession(TenantId tenant, SessionOptions options) {
-    return ToFuture<Result<SessionId>>(
-        [&](auto reply) { CreateSession(tenant, std::move(options), std::move(reply)); });
-}
-
-std::future<Status> Runtime::CloseSession(TenantId tenant, SessionId id) {
-    return ToFuture<Status>([&](auto reply) { CloseSession(tenant, id, std::move(reply)); });
-}
-
-std::future<Result<SessionInfo>> Runtime::Info(TenantId tenant, SessionId id) {
-    return ToFuture<Result<SessionInfo>>([&](auto reply) { Info(tenant, id, std::move(reply)); });
-}
-
-std::future<Result<AppendResult>> Runtime::Append(TenantId tenant, SessionId id, std::string text) {
-    return ToFuture<Result<AppendResult>>(
-        [&](auto reply) { Append(tenant, id, std::move(text), false, std::move(reply)); });
-}
-
-std::future<Result<AppendResult>> Runtime::AppendAndWait(TenantId tenant,
-                                                         SessionId id,
-                                                         std::string text) {
-    return ToFuture<Result<AppendResult>>(
-        [&](auto reply) { Append(tenant, id, std::move(text), true, std::move(reply)); });
-}
-
-std::future<Result<Answer>> Runtime::Query(TenantId tenant, SessionId id, QueryOptions options) {
-    return ToFuture<Result<Answer>>(
-        [&](auto reply) { Query(tenant, id, std::move(options), std::move(reply)); });
-}
-
-std::future<Result<Answer>> Runtime::Stateless(TenantId tenant,
-                                               std::string prompt,
-                                               QueryOptions options) {
-    return ToFuture<Result<Answer>>([&](auto reply) {
-        Stateless(tenant, std::move(prompt), std::move(options), false, std::move(reply));
-    });
-}
-
-std::future<Result<FlashId>> Runtime::AddFlash(TenantId tenant,
-                                               SessionId id,
-                                               FlashOptions options) {
-    return ToFuture<Result<FlashId>>(
-        [&](auto reply) { AddFlash(tenant, id, std::move(options), std::move(reply)); });
-}
-
-std::future<Status> Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash) {
-    return ToFuture<Status>([&](auto reply) { RemoveFlash(tenant, id, flash, std::move(reply)); });
 }
 
 Result<std::vector<FlashInfo>> Runtime::ListFlash(TenantId tenant, SessionId id) const {

@@ -168,7 +168,13 @@ private:
     using Command = std::function<void(State&)>;
 
     explicit Runtime(const RuntimeOptions& options);
+    // The engine thread: opens the engine (and the durable store), serves commands and steps
+    // until Stop, then saves what changed and answers what still waits.
     void EngineThread(std::promise<Status> ready);
+    Status OpenEngine(State& state);
+    void ServeUntilStopped(State& state);
+    std::deque<Command> TakeCommands();
+    static void RunCommands(State& state, std::deque<Command> batch, const char* what);
     bool Enqueue(Command command);
     // A follow-up the runtime owes (a store outcome): never refused for a full queue; false
     // only once the engine thread has stopped taking commands.

@@ -136,6 +136,9 @@ struct Runtime::State {
 // kStorage: "<what> (<why>); nothing was acknowledged".
 Status StorageError(const std::string& what, const Status& why);
 
+// Counts a snapshot write (and reports a failed one on stderr); runs on the writer's thread.
+void CountSnapshot(MetricsRegistry& m, const SnapshotWritten& w);
+
 // A question as the store keeps it.
 StoredFlash ToStored(FlashId id, const FlashOptions& options);
 
