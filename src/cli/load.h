@@ -39,7 +39,7 @@ struct LoadOptions {
     int max_tokens = 8;
     std::uint64_t max_staleness = 0;  // QueryOptions::max_staleness of every question
     int n_threads = 2;
-    double target_step_ms = EngineOptions{}.target_step_ms;
+    std::string step_target = "auto";  // ParseStepTarget
     int prefill_chunk_tokens = EngineOptions{}.prefill_chunk_tokens;
     int n_gpu_layers = 0;
     std::uint64_t seed = 42;

@@ -106,8 +106,13 @@ void AddRunOptions(CLI::App* cmd, LoadOptions& o) {
 // The engine's settings, the seed, and the idle, park and output phases.
 void AddPhaseOptions(CLI::App* cmd, LoadOptions& o) {
     cmd->add_option("--threads", o.n_threads, "Threads (0: all cores)")->capture_default_str();
-    cmd->add_option("--target-step-ms", o.target_step_ms,
-                    "Step latency target while queries run, ms (see EngineOptions::target_step_ms)")
+    cmd->add_option("--step-target", o.step_target,
+                    "Step latency target while queries run: auto, off, or milliseconds "
+                    "(EngineOptions::step_target)")
+        ->check([](const std::string& text) {
+            auto parsed = ParseStepTarget(text);
+            return parsed.ok() ? std::string() : parsed.status().message();
+        })
         ->capture_default_str();
     cmd->add_option("--prefill-chunk-tokens", o.prefill_chunk_tokens,
                     "Data tokens per step for one session (0: n_batch; EngineOptions)")

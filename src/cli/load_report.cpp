@@ -144,7 +144,7 @@ std::string ReproduceCommand(const LoadOptions& o, const std::string& model, int
       << n_slots << " --ctx " << o.n_ctx << " --bars-per-second-per-session " << o.bars_per_s
       << " --question-gap-ms " << o.question_gap_ms << " --duration-s " << o.duration_s
       << " --warmup-bars " << o.warmup_bars << " --max-tokens " << o.max_tokens << " --threads "
-      << o.n_threads << " --target-step-ms " << o.target_step_ms << " --prefill-chunk-tokens "
+      << o.n_threads << " --step-target " << o.step_target << " --prefill-chunk-tokens "
       << o.prefill_chunk_tokens << " --seed " << o.seed << " --idle-queries " << o.idle_queries
       << " --park-lengths " << o.park_lengths << " --park-reps " << o.park_reps;
     for (const auto& c : o.csv) {
@@ -338,7 +338,7 @@ std::string ConfigJson(const LoadOptions& o, int n_slots) {
     j.Num("duration_s", o.duration_s).Int("warmup_bars", o.warmup_bars);
     j.Int("max_tokens", o.max_tokens).Int("threads", o.n_threads);
     j.Int("prefill_chunk_tokens", o.prefill_chunk_tokens);
-    j.Num("target_step_ms", o.target_step_ms).Str("seed", std::to_string(o.seed));
+    j.Str("step_target", o.step_target).Str("seed", std::to_string(o.seed));
     return j.Int("idle_queries", o.idle_queries).Int("park_reps", o.park_reps).str();
 }
 

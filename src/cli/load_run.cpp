@@ -352,7 +352,9 @@ LoadRun RunQueries(const LoadOptions& o, const std::string& model, int n_slots) 
     ro.engine.max_sessions = std::max(ro.engine.max_sessions, o.n_sessions);
     ro.engine.n_threads = o.n_threads;
     ro.engine.n_gpu_layers = o.n_gpu_layers;
-    ro.engine.target_step_ms = o.target_step_ms;
+    const auto target = ParseStepTarget(o.step_target);  // checked by the command line
+    ro.engine.step_target = target.ok() ? target->first : StepTarget::kAuto;
+    ro.engine.target_step_ms = target.ok() ? target->second : 0.0;
     ro.engine.prefill_chunk_tokens = o.prefill_chunk_tokens;
     ro.tenant_limits.max_sessions = std::max(ro.tenant_limits.max_sessions, o.n_sessions);
     auto rt = Runtime::Start(ro);

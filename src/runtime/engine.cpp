@@ -3,6 +3,8 @@
 #include "engine/backend.h"
 
 #include <algorithm>
+#include <cmath>
+#include <sstream>
 
 namespace kvs {
 namespace {
@@ -44,6 +46,9 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
     }
     if (o.max_flash_per_session < 0 || o.flash_max_running < 0) {
         return InvalidArgument("max_flash_per_session and flash_max_running must be >= 0");
+    }
+    if (o.step_target == StepTarget::kFixed && !(o.target_step_ms > 0.0)) {
+        return InvalidArgument("a fixed step target needs target_step_ms > 0");
     }
     if (!(o.flash_max_share > 0.0 && o.flash_max_share <= 1.0)) {
         return InvalidArgument("flash_max_share must be in (0, 1]");
@@ -111,6 +116,38 @@ Engine::Engine(EngineOptions options,
         options_.prefill_chunk_tokens = context_->n_batch();
     }
     identity_ = {model_->Fingerprint(), context_->KvFingerprint()};
+}
+
+Result<std::pair<StepTarget, double>> ParseStepTarget(const std::string& text) {
+    if (text == "auto" || text == "off") {
+        return std::pair(text == "auto" ? StepTarget::kAuto : StepTarget::kOff, 0.0);
+    }
+    std::size_t end = 0;
+    double ms = 0;
+    try {
+        ms = std::stod(text, &end);
+    } catch (const std::exception&) {
+        end = 0;
+    }
+    if (end == 0 || end != text.size() || !(ms > 0.0) || !std::isfinite(ms)) {
+        return InvalidArgument(
+            "a step target is 'auto', 'off' or a number of milliseconds > 0; got '" + text + "'");
+    }
+    return std::pair(StepTarget::kFixed, ms);
+}
+
+std::string StepTargetText(StepTarget target, double target_step_ms) {
+    switch (target) {
+        case StepTarget::kAuto:
+            return "auto";
+        case StepTarget::kOff:
+            return "off";
+        case StepTarget::kFixed:
+            break;
+    }
+    std::ostringstream s;
+    s << target_step_ms;
+    return s.str();
 }
 
 Status SessionClosed(SessionId id) {

@@ -8,10 +8,6 @@
 namespace kvs {
 namespace {
 
-// Marks a work item that is a session's ingest promoted to query priority (its id is a
-// SessionId, not a QueryId).
-constexpr std::uint64_t kCatchUpTag = std::uint64_t{1} << 63;
-
 double MsSince(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
@@ -73,8 +69,8 @@ StepReport Engine::Step() {
 }
 
 double Engine::StepTargetMs(std::span<const WorkItem> work) const {
-    if (options_.target_step_ms != 0) {
-        return std::max(0.0, options_.target_step_ms);  // < 0: no target
+    if (options_.step_target != StepTarget::kAuto) {  // the policy's 0: no target
+        return options_.step_target == StepTarget::kFixed ? options_.target_step_ms : 0.0;
     }
     int n_decode = 0;
     int n_prefill = 0;  // the policy never cuts query tokens
@@ -198,12 +194,12 @@ std::vector<WorkItem> Engine::CollectWork() {
             const int n = std::min(CatchUpTokens(s), options_.prefill_chunk_tokens);
             if (n > 0) {
                 work.push_back(
-                    {id | kCatchUpTag, WorkKind::kQueryPrefill, n, s.last_used, s.tenant});
+                    {id, WorkKind::kQueryPrefill, n, s.last_used, s.tenant, WorkOwner::kSession});
             }
             continue;
         }
         const int n = std::min(s.n_ready_tokens(), options_.prefill_chunk_tokens);
-        work.push_back({id, WorkKind::kIngest, n, s.last_used, s.tenant});
+        work.push_back({id, WorkKind::kIngest, n, s.last_used, s.tenant, WorkOwner::kSession});
     }
     return work;
 }
@@ -236,8 +232,8 @@ void Engine::BuildBatch(const StepPlan& plan, StepReport& report) {
     batch_queries_.clear();
     batch_ingest_.clear();
     for (const PlannedChunk& c : plan.chunks) {
-        if (c.kind == WorkKind::kIngest || (c.id & kCatchUpTag) != 0) {
-            report.n_ingest_tokens += AddIngest(sessions_.at(c.id & ~kCatchUpTag), c.n_tokens);
+        if (c.owner == WorkOwner::kSession) {  // ingest, or catch-up at query priority
+            report.n_ingest_tokens += AddIngest(sessions_.at(c.id), c.n_tokens);
             continue;
         }
         const int n = queries_.at(c.id).run->Schedule(batch_, c.n_tokens);

@@ -13,9 +13,23 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kvs {
+
+// How long a step that carries queries may take, so that ingest cannot slow answers down.
+enum class StepTarget : std::uint8_t {
+    kAuto,   // kAutoTargetFactor x the step's predicted query-only time (default)
+    kFixed,  // EngineOptions::target_step_ms
+    kOff,    // none: ingest always fills the batch
+};
+
+// "auto", "off", or a number of milliseconds > 0 (kFixed); kInvalidArgument otherwise.
+Result<std::pair<StepTarget, double>> ParseStepTarget(const std::string& text);
+
+// "auto", "off" or the fixed target in ms (the inverse of ParseStepTarget).
+std::string StepTargetText(StepTarget target, double target_step_ms);
 
 struct EngineOptions {
     std::string model_path;
@@ -29,16 +43,15 @@ struct EngineOptions {
     int max_resident_per_tenant = 0;   // KV slots one tenant may hold at once; 0: no limit
     int n_batch = 512;                 // most tokens per decode step
     int prefill_chunk_tokens = 0;      // data tokens per step for one session; 0: n_batch
-    double target_step_ms = 0;         // step latency target while queries run: >0 ms; 0 (default):
-                                       // kAutoTargetFactor x the step's predicted query-only time;
-                                       // <0: none (ingest always fills the batch)
-    int min_ingest_tokens = 16;        // ingest progress per step once queries have held ingest
-                                       // back for kStarvedSteps steps in a row
-    int n_threads = 0;                 // 0: all hardware threads
-    bool flash_attn = false;           // measured slower on CPU at depth (docs/benchmarks.md)
-    int n_gpu_layers = 0;              // layers offloaded when libllama has a GPU backend
-    bool repack_weights = true;        // ModelOptions::repack_weights (off: measurements only)
-    std::string kv_type_k = "f16";     // ContextOptions::type_k / type_v
+    StepTarget step_target = StepTarget::kAuto;  // the step latency target while queries run
+    double target_step_ms = 0;                   // kFixed: the target (> 0 ms)
+    int min_ingest_tokens = 16;     // ingest progress per step once queries have held ingest
+                                    // back for kStarvedSteps steps in a row
+    int n_threads = 0;              // 0: all hardware threads
+    bool flash_attn = false;        // measured slower on CPU at depth (docs/benchmarks.md)
+    int n_gpu_layers = 0;           // layers offloaded when libllama has a GPU backend
+    bool repack_weights = true;     // ModelOptions::repack_weights (off: measurements only)
+    std::string kv_type_k = "f16";  // ContextOptions::type_k / type_v
     std::string kv_type_v = "f16";
     std::size_t max_text_bytes = 1 << 20;                // one append or prefix
     std::size_t park_host_bytes = std::size_t{1} << 30;  // RAM for parked sessions
@@ -167,7 +180,7 @@ struct StepReport {
     bool latency_bound = false;
 };
 
-// With target_step_ms = 0, ingest may lengthen a step that carries queries by at most this
+// With StepTarget::kAuto, ingest may lengthen a step that carries queries by at most this
 // factor (chosen from the measurements in docs/benchmarks.md).
 inline constexpr double kAutoTargetFactor = 1.5;
 

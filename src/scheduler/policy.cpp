@@ -58,7 +58,7 @@ std::int64_t Demand(const Items& items) {
 
 void AddChunk(StepPlan& plan, const WorkItem& item, int n_tokens) {
     if (n_tokens > 0) {
-        plan.chunks.push_back({item.id, item.kind, n_tokens});
+        plan.chunks.push_back({item.id, item.kind, n_tokens, item.owner});
         plan.n_tokens += n_tokens;
     }
 }

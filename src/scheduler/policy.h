@@ -48,12 +48,19 @@ enum class WorkKind : std::uint8_t {
 // "decode", "query_prefill", "stateless_prefill", "ingest", "background".
 const char* WorkKindName(WorkKind kind);
 
+// What a work item's id names, for the engine that carries the plan out (the policy ignores it).
+enum class WorkOwner : std::uint8_t {
+    kQuery,    // a query (stateful, stateless or a flash evaluation): its prompt or answer
+    kSession,  // a session's queued data (ingest, or catch-up at query priority)
+};
+
 struct WorkItem {          // one unit of work that wants batch room
-    std::uint64_t id = 0;  // the engine's handle (query id, session id, request id)
+    std::uint64_t id = 0;  // the engine's handle: a query id or a session id (`owner`)
     WorkKind kind = WorkKind::kIngest;
     int n_tokens_left = 0;      // tokens it still wants to put into batches (kDecode: 1 + drafts)
     std::uint64_t arrival = 0;  // arrival order, lower = older
     int tenant = 0;             // carried for the engine; the policy does not use it yet
+    WorkOwner owner = WorkOwner::kQuery;
 };
 
 struct PlanOptions {
@@ -72,7 +79,8 @@ struct PlanOptions {
 struct PlannedChunk {
     std::uint64_t id;
     WorkKind kind;
-    int n_tokens;  // >= 1, <= the item's n_tokens_left
+    int n_tokens;                         // >= 1, <= the item's n_tokens_left
+    WorkOwner owner = WorkOwner::kQuery;  // the item's
 
     bool operator==(const PlannedChunk&) const = default;
 };
