@@ -110,7 +110,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
         sqlite3_close(db);
         return Internal("cannot open the session store " + options.path + ": " + why);
     }
-    std::unique_ptr<Store> store(new Store(db));
+    std::unique_ptr<Store> store(new Store(db, options.test_hooks));
     const char* sync = options.sync == SyncPolicy::kFull     ? "PRAGMA synchronous=FULL"
                        : options.sync == SyncPolicy::kNormal ? "PRAGMA synchronous=NORMAL"
                                                              : "PRAGMA synchronous=OFF";
@@ -125,9 +125,18 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     return store;
 }
 
-Store::Store(sqlite3* db) : db_(db) {}
+Store::Store(sqlite3* db, StoreTestHooks hooks) : db_(db), hooks_(std::move(hooks)) {}
 
 Store::~Store() {
+    {
+        std::lock_guard lock(reads_mu_);
+        reads_stopping_ = true;
+    }
+    reads_cv_.notify_all();
+    if (reader_thread_.joinable()) {
+        reader_thread_.join();
+    }
+    sqlite3_close(reader_);
     {
         std::lock_guard lock(queue_mu_);
         stopping_ = true;
@@ -135,6 +144,9 @@ Store::~Store() {
     queue_cv_.notify_all();
     if (writer_.joinable()) {
         writer_.join();
+    }
+    if (hooks_.before_close) {
+        hooks_.before_close();
     }
     sqlite3_close(db_);
 }
@@ -344,6 +356,9 @@ Status Store::CommitBatch(const std::deque<Pending>& batch) {
             stats_.n_failed += batch.size();
             return st;
         }
+    }
+    if (hooks_.before_commit) {
+        hooks_.before_commit();
     }
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
         return fail("commit the data log");

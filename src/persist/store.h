@@ -39,10 +39,17 @@ enum class SyncPolicy : std::uint8_t {
 // "full", "normal", "off".
 Result<SyncPolicy> ParseSyncPolicy(const std::string& text);
 
+// Fault-injection seams for tests; empty in production. Each runs on the thread named.
+struct StoreTestHooks {
+    std::function<void()> before_commit;  // writer thread, inside a batch's transaction
+    std::function<void()> before_close;   // the destroying thread, after the last commit
+};
+
 struct StoreOptions {
     std::string path;  // the database file (its folder must exist)
     SyncPolicy sync = SyncPolicy::kFull;
     std::int64_t max_pages = 0;  // > 0: PRAGMA max_page_count (tests simulate a full disk)
+    StoreTestHooks test_hooks;
 };
 
 struct StoredFlash {
@@ -131,8 +138,10 @@ private:
         std::function<void(Status)> done;
     };
 
-    explicit Store(sqlite3* db);
+    Store(sqlite3* db, StoreTestHooks hooks);
     void WriterLoop();
+    void ReaderLoop();
+    Status OpenReader(const std::string& path);
     Status CommitBatch(const std::deque<Pending>& batch);
     void Queue(std::function<Status()> write, std::function<void(Status)> done);
     // The writes themselves; db_mu_ held.
@@ -145,6 +154,7 @@ private:
     Status Exec(const char* sql);
 
     sqlite3* db_;
+    StoreTestHooks hooks_;
     mutable std::mutex db_mu_;  // the connection
     std::mutex queue_mu_;
     std::condition_variable queue_cv_;

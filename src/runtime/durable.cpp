@@ -11,10 +11,7 @@
 #include "runtime/runtime_state.h"
 
 #include <cstdio>
-#include <fcntl.h>
 #include <filesystem>
-#include <sys/file.h>
-#include <unistd.h>
 
 namespace kvs {
 namespace fs = std::filesystem;
@@ -53,29 +50,28 @@ StoredFlash ToStored(FlashId id, const FlashOptions& o) {
             o.sampling.seed};
 }
 
-Runtime::State::~State() {
-    if (lock_fd >= 0) {
-        ::close(lock_fd);  // releases the flock
-    }
-}
-
-Status Runtime::OpenDurable(State& s) {
+Status Runtime::OpenDurable(State& s, EngineOptions& engine_options) {
     const DurableOptions& d = options_.durable;
+    engine_options.capture_on_park = true;
+    if (engine_options.park_dir.empty()) {
+        engine_options.park_dir = d.data_dir + "/park";
+    }
     std::error_code ec;
     fs::create_directories(fs::path(d.data_dir) / "snapshots", ec);
     if (ec) {
         return Status(StatusCode::kStorage,
                       "cannot create the data folder " + d.data_dir + ": " + ec.message());
     }
-    const std::string lock = (fs::path(d.data_dir) / ".lock").string();
-    s.lock_fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s.lock_fd < 0 || ::flock(s.lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        return Status(StatusCode::kStorage,
-                      "the data folder " + d.data_dir +
-                          " is in use by another kvstream server (or its lock cannot be taken)");
+    auto lock = FileLock::Take(fs::path(d.data_dir) / ".lock");
+    if (!lock.ok()) {
+        return Status(StatusCode::kStorage, lock.status().code() == StatusCode::kUnavailable
+                                                ? "the data folder " + d.data_dir +
+                                                      " is in use by another kvstream server"
+                                                : lock.status().message());
     }
-    auto store =
-        Store::Open({(fs::path(d.data_dir) / "kvstream.db").string(), d.sync, d.max_store_pages});
+    s.folder_lock = std::move(lock).value();
+    auto store = Store::Open({(fs::path(d.data_dir) / "kvstream.db").string(), d.sync,
+                              d.max_store_pages, d.store_test_hooks});
     if (!store.ok()) {
         return Status(StatusCode::kStorage, store.status().message());
     }

@@ -57,6 +57,15 @@ struct DurableOptions {
     // Tenants are stored by name: a session comes back to the tenant of the same name. Ids not
     // listed are stored as their number; stored names not listed get ids no key maps to.
     std::map<TenantId, std::string> tenant_names;
+    // The one budget for session state copied out of the KV cache for snapshots: captures taken
+    // while parking, queued for the snapshot writer or being written, and shutdown's. Over it, a
+    // capture waits for a later chance (parking, periodic) or for the writer (shutdown); the
+    // data log has the data meanwhile. A state larger than the whole budget is captured alone.
+    std::size_t snapshot_memory_bytes = std::size_t{256} << 20;
+    StoreTestHooks store_test_hooks;  // fault injection for tests (persist/store.h)
+    // Tests only (a slow disk): runs on the snapshot writer's thread before each write, with the
+    // most bytes it held at once so far.
+    std::function<void(std::size_t)> snapshot_test_before_write;
 };
 
 struct RuntimeOptions {

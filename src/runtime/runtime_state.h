@@ -1,6 +1,7 @@
 #pragma once
 // The engine thread's state behind a Runtime (runtime.cpp, durable.cpp): internal to runtime/.
 
+#include "common/file_lock.h"
 #include "persist/snapshot_writer.h"
 #include "persist/store.h"
 #include "runtime/runtime.h"
@@ -26,6 +27,9 @@ struct Runtime::State {
         Reply<Result<AppendResult>> reply;
     };
 
+    // The data folder's lock (durable.cpp): declared first, so destroyed last, after the engine
+    // (its park spill files), the snapshot writer and the store have finished their last writes.
+    FileLock folder_lock;
     std::unique_ptr<Engine> engine;
     Runtime* runtime = nullptr;
     EventHub* hub = nullptr;
@@ -47,9 +51,6 @@ struct Runtime::State {
 
     std::map<SessionId, SnapshotMark> snapshot_marks;
     std::chrono::steady_clock::time_point next_snapshot_check;
-    int lock_fd = -1;  // flock on the data folder
-
-    ~State();
 
     // Opens a session just made or restored for appends (runtime/append_desk.h).
     void OpenDesk(SessionId id) {
