@@ -131,6 +131,10 @@ std::vector<std::uint8_t> Context::SaveSequence(SeqId seq) const {
     return blob;
 }
 
+std::size_t Context::SequenceBytes(SeqId seq) const {
+    return llama_state_seq_get_size(ctx_, seq);
+}
+
 Status Context::RestoreSequence(SeqId seq, std::span<const std::uint8_t> blob) {
     if (llama_state_seq_set_data(ctx_, blob.data(), blob.size(), seq) == 0) {
         ClearSequence(seq);

@@ -1,7 +1,7 @@
 // Durable sessions, runtime side (the contract is in runtime.h; the data folder's layout in
 // docs/architecture.md): opening the data folder, acknowledging creations and appends once the
-// store has them, snapshots (due ones while serving, every changed one at shutdown), and
-// restoring every stored session at start.
+// store has them, snapshots (due ones while serving, every changed one at shutdown, within the
+// snapshot memory budget), and reading the data log. Restoring at start: restore.cpp.
 //
 //   <data_dir>/kvstream.db (+ -wal, -shm)   SQLite: sessions, flash questions, the data log
 //   <data_dir>/snapshots/<id>.snap          one KV snapshot per session (persist/snapshot.h)
@@ -79,6 +79,64 @@ Status Runtime::OpenDurable(State& s, EngineOptions& engine_options) {
     return Status::Ok();
 }
 
+void Runtime::StartSnapshots(State& s) {
+    MetricsRegistry& m = s.engine->metrics();
+    s.snapshots = std::make_unique<SnapshotWriter>(
+        fs::path(options_.durable.data_dir) / "snapshots", s.engine->snapshot_identity(),
+        options_.durable.snapshot_memory_bytes,
+        [this, &m](const SnapshotWritten& w) { SnapshotDone(m, w); },
+        options_.durable.snapshot_test_before_write);
+    m.GetGauge("kvs_snapshot_memory_budget_bytes",
+               "The budget for session state copied out for snapshots (--snapshot-memory-bytes)")
+        .Set(static_cast<double>(options_.durable.snapshot_memory_bytes));
+    s.engine->SetParkCaptureRoom(s.snapshots->room());
+}
+
+void Runtime::SnapshotDone(MetricsRegistry& m, const SnapshotWritten& w) {
+    if (!w.status.ok()) {
+        m.GetCounter("kvs_snapshot_failures_total", "Snapshot writes that failed").Add();
+        std::fprintf(stderr,
+                     "kvstream: snapshot of session %llu failed (%s); its data log still has "
+                     "everything\n",
+                     static_cast<unsigned long long>(w.session), w.status.ToString().c_str());
+        return;  // the session's snapshot version stays: it is snapshotted at a later chance
+    }
+    m.GetCounter("kvs_snapshots_total", "Snapshot files written").Add();
+    m.GetCounter("kvs_snapshot_bytes_total", "Bytes of snapshot files written").Add(w.n_bytes);
+    m.GetHistogram("kvs_snapshot_ms", "Time to write one snapshot file", kMsBuckets).Observe(w.ms);
+    EnqueueAlways([id = w.session, version = w.version](State& state) {
+        state.engine->ConfirmSnapshot(id, version);
+    });
+}
+
+void Runtime::FinishDurable(State& s) {
+    desk_.Fence();  // an admission that queued its command also queues its log entry
+    s.store->Flush();
+    std::deque<Command> rest;  // the store's last outcomes reach the engine
+    {
+        std::lock_guard lock(mu_);
+        rest.swap(commands_);
+    }
+    for (Command& c : rest) {
+        c(s);
+    }
+    WriteParkCaptures(s);  // then every change is saved
+    SnapshotSessions(s, /*all=*/true);
+    s.snapshots->Flush();
+}
+
+void Runtime::ForgetStored(State& s, SessionId id, Reply<Status> r) {
+    s.snapshots->Remove(id);
+    s.snapshot_marks.erase(id);
+    s.store->DeleteSession(id, [r = std::move(r), id](Status stored) {
+        r(stored.ok() ? stored
+                      : Status(StatusCode::kStorage,
+                               "session " + std::to_string(id) +
+                                   " is closed, but its stored data could not be deleted (" +
+                                   stored.message() + ")"));
+    });
+}
+
 void Runtime::StoreCreated(State& s,
                            SessionId id,
                            const SessionOptions& o,
@@ -154,9 +212,17 @@ std::function<void(Status)> Runtime::AppendOutcome(
 
 void Runtime::WriteParkCaptures(State& s) {
     for (SessionCapture& c : s.engine->TakeParkCaptures()) {
+        if (!s.engine->Info(c.id).ok()) {
+            continue;  // closed since it was parked (same batch): its snapshot is deleted
+        }
         s.Mark(c.id, Clock::now());
         s.snapshots->Write(std::move(c));
     }
+    s.engine->SetParkCaptureRoom(s.snapshots->room());  // what the next parks may copy
+    s.engine->metrics()
+        .GetGauge("kvs_snapshot_memory_peak_bytes",
+                  "The most bytes of session state held for snapshot writes at once")
+        .Set(static_cast<double>(s.snapshots->peak_held_bytes()));
 }
 
 void Runtime::SnapshotSessions(State& s, bool all) {
@@ -183,12 +249,19 @@ void Runtime::SnapshotSessions(State& s, bool all) {
                 continue;
             }
         }
-        auto capture = s.engine->Capture(id, /*cancel_flash=*/all);
+        // Within the snapshot budget: while serving, a state that does not fit now waits for a
+        // later check; at shutdown it waits for the writer (alone if it exceeds the budget).
+        auto capture = s.engine->Capture(id, /*cancel_flash=*/all, s.snapshots->room());
+        if (!capture && all) {
+            s.snapshots->Flush();
+            capture = s.engine->Capture(id, true);
+        }
         if (!capture) {
-            continue;  // busy now; the next check tries again
+            continue;  // busy now, or no room; the next check tries again
         }
         s.Mark(id, now);
         s.snapshots->Write(std::move(*capture));
+        s.engine->SetParkCaptureRoom(s.snapshots->room());
         if (!all) {
             return;  // one state copy per check keeps the engine thread's share small
         }

@@ -36,50 +36,22 @@ Runtime::~Runtime() {
     }
 }
 
-void Runtime::EngineThread(std::promise<Status> ready) {
-    State state;
+Status Runtime::OpenState(State& state) {
     state.runtime = this;
     state.hub = &hub_;
     state.limits = options_.tenant_limits;
     EngineOptions engine_options = options_.engine;
     const bool durable = !options_.durable.data_dir.empty();
     if (durable) {
-        if (Status st = OpenDurable(state); !st.ok()) {
-            ready.set_value(st);
-            return;
-        }
-        engine_options.capture_on_park = true;
-        if (engine_options.park_dir.empty()) {
-            engine_options.park_dir = options_.durable.data_dir + "/park";
-        }
+        KV_RETURN_IF_ERROR(OpenDurable(state, engine_options));
     }
     auto engine = Engine::Open(engine_options);
     if (!engine.ok()) {
-        ready.set_value(engine.status());
-        return;
+        return engine.status();
     }
     state.engine = std::move(engine).value();
     if (durable) {
-        MetricsRegistry& m = state.engine->metrics();
-        state.snapshots = std::make_unique<SnapshotWriter>(
-            std::filesystem::path(options_.durable.data_dir) / "snapshots",
-            state.engine->snapshot_identity(), [&m](const SnapshotWritten& w) {
-                if (!w.status.ok()) {
-                    m.GetCounter("kvs_snapshot_failures_total", "Snapshot writes that failed")
-                        .Add();
-                    std::fprintf(stderr,
-                                 "kvstream: snapshot of session %llu failed (%s); its data log "
-                                 "still has everything\n",
-                                 static_cast<unsigned long long>(w.session),
-                                 w.status.ToString().c_str());
-                    return;
-                }
-                m.GetCounter("kvs_snapshots_total", "Snapshot files written").Add();
-                m.GetCounter("kvs_snapshot_bytes_total", "Bytes of snapshot files written")
-                    .Add(w.n_bytes);
-                m.GetHistogram("kvs_snapshot_ms", "Time to write one snapshot file", kMsBuckets)
-                    .Observe(w.ms);
-            });
+        StartSnapshots(state);
         RestoreSessions(state);
         store_ = state.store.get();
     }
@@ -87,7 +59,17 @@ void Runtime::EngineThread(std::promise<Status> ready) {
     board_ = &state.engine->flash_board();
     model_ = &state.engine->model();
     fast_hits_ = &metrics_->GetCounter("kvs_flash_hits_total", "");
+    return Status::Ok();
+}
+
+void Runtime::EngineThread(std::promise<Status> ready) {
+    State state;
+    if (Status st = OpenState(state); !st.ok()) {
+        ready.set_value(st);
+        return;
+    }
     ready.set_value(Status::Ok());
+    const bool durable = !options_.durable.data_dir.empty();
 
     bool stalled = false;  // the last step found work but could not run any of it
     while (true) {
@@ -128,33 +110,14 @@ void Runtime::EngineThread(std::promise<Status> ready) {
             SnapshotSessions(state, /*all=*/false);
         }
     }
-    if (durable) {      // the store's last outcomes reach the engine, then every change is saved
-        desk_.Fence();  // an admission that queued its command also queues its log entry
-        state.store->Flush();
-        std::deque<Command> rest;
-        {
-            std::lock_guard lock(mu_);
-            rest.swap(commands_);
-        }
-        for (Command& c : rest) {
-            c(state);
-        }
-        WriteParkCaptures(state);
-        SnapshotSessions(state, /*all=*/true);
-        state.snapshots->Flush();
+    if (durable) {
+        FinishDurable(state);
     }
     {
         std::lock_guard lock(mu_);
         engine_done_ = true;
     }
-    // Shutdown: whatever still waits is told so.
-    const Status aborted(StatusCode::kAborted, "the server is shutting down");
-    for (auto& [id, q] : state.queries) {
-        q.reply(aborted);
-    }
-    for (auto& w : state.append_waits) {
-        w.reply(aborted);
-    }
+    state.AbortWaiters();  // shutdown: whatever still waits is told so
     hub_.CloseAll();
 }
 
@@ -269,17 +232,7 @@ void Runtime::CloseSession(TenantId tenant, SessionId id, Reply<Status> reply) {
                 s.hub->CloseSession(id);
             }
             if (st.ok() && s.store) {
-                s.snapshots->Remove(id);
-                s.snapshot_marks.erase(id);
-                s.store->DeleteSession(id, [r = std::move(r), id](Status stored) {
-                    r(stored.ok() ? stored
-                                  : Status(StatusCode::kStorage,
-                                           "session " + std::to_string(id) +
-                                               " is closed, but its stored data could not be "
-                                               "deleted (" +
-                                               stored.message() + ")"));
-                });
-                return;
+                return s.runtime->ForgetStored(s, id, std::move(r));
             }
             r(st);
         },
@@ -516,35 +469,6 @@ std::future<Result<FlashId>> Runtime::AddFlash(TenantId tenant,
 
 std::future<Status> Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash) {
     return ToFuture<Status>([&](auto reply) { RemoveFlash(tenant, id, flash, std::move(reply)); });
-}
-
-Result<std::vector<FlashInfo>> Runtime::ListFlash(TenantId tenant, SessionId id) const {
-    return board_->List(tenant, id);
-}
-
-Result<std::shared_ptr<Subscription>> Runtime::Subscribe(TenantId tenant,
-                                                         SessionId id,
-                                                         const SubscribeOptions& options) {
-    if (options.capacity < 1) {
-        return InvalidArgument("a subscription buffers at least one event");
-    }
-    const auto unknown = [id] { return NotFound("unknown session " + std::to_string(id)); };
-    if (!board_->Owns(tenant, id)) {
-        return unknown();
-    }
-    auto sub = hub_.Subscribe(id, options);
-    if (!board_->Owns(tenant, id)) {  // closed meanwhile: it would never hear kClosed
-        return unknown();
-    }
-    return sub;
-}
-
-std::string Runtime::MetricsTable() {
-    return metrics_->RenderTable();
-}
-
-std::string Runtime::MetricsPrometheus() {
-    return metrics_->RenderPrometheus() + CpuBackendPrometheus();
 }
 
 }  // namespace kvs

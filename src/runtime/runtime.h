@@ -26,6 +26,7 @@
 // and made by this model and KV settings, else from its data log, then the log after it.
 
 #include "engine/backend.h"
+#include "persist/snapshot_writer.h"
 #include "persist/store.h"
 #include "runtime/append_desk.h"
 #include "runtime/engine.h"
@@ -177,17 +178,31 @@ private:
     using Command = std::function<void(State&)>;
 
     explicit Runtime(const RuntimeOptions& options);
+    // On the engine thread: the state, the engine (and the durable store, restored sessions).
+    Status OpenState(State& state);
     void EngineThread(std::promise<Status> ready);
     bool Enqueue(Command command);
     // A follow-up the runtime owes (a store outcome): never refused for a full queue; false
     // only once the engine thread has stopped taking commands.
     bool EnqueueAlways(Command command);
 
-    // Durable sessions (durable.cpp), on the engine thread.
-    Status OpenDurable(State& s);
+    // Durable sessions (durable.cpp, restore.cpp), on the engine thread.
+    class TenantIds;
+    struct RestoreTally;
+    // Locks and opens the data folder; sets the engine options durable sessions need.
+    Status OpenDurable(State& s, EngineOptions& engine_options);
+    void StartSnapshots(State& s);
+    void FinishDurable(State& s);  // shutdown: the store's last outcomes, then every change saved
     void RestoreSessions(State& s);
+    // One stored session; false when it is not restored (the reason is printed).
+    bool RestoreSession(State& s, const StoredSession& st, TenantId tenant, RestoreTally& tally);
+    void ReplayStored(State& s, const StoredSession& st, const std::vector<LogEntry>& log);
     void SnapshotSessions(State& s, bool all);  // the due ones, or all that changed (shutdown)
     void WriteParkCaptures(State& s);
+    // A closed session's snapshot and stored data are deleted; `r` gets the store's outcome.
+    void ForgetStored(State& s, SessionId id, Reply<Status> r);
+    // On the snapshot writer's thread: metrics, and the engine learns what is on disk.
+    void SnapshotDone(MetricsRegistry& m, const SnapshotWritten& w);
     void StoreCreated(State& s, SessionId id, const SessionOptions& o, Reply<Result<SessionId>> r);
     // What the store's outcome of an append does: confirm or revoke it in the engine, answer.
     std::function<void(Status)> AppendOutcome(SessionId id,

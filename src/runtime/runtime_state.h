@@ -119,6 +119,16 @@ struct Runtime::State {
         }
     }
 
+    void AbortWaiters() {
+        const Status aborted(StatusCode::kAborted, "the server is shutting down");
+        for (auto& [id, q] : queries) {
+            q.reply(aborted);
+        }
+        for (auto& w : append_waits) {
+            w.reply(aborted);
+        }
+    }
+
     void ResolveAppendWaits(SessionId session, std::uint64_t version, const Status& status) {
         std::erase_if(append_waits, [&](AppendWait& w) {
             if (w.session != session || w.version > version) {
