@@ -22,17 +22,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kSnapshotCheckEvery = std::chrono::milliseconds(200);
 
-FlashOptions FromStored(const StoredFlash& f) {
-    FlashOptions o;
-    o.question = f.question;
-    o.max_tokens = f.max_tokens;
-    o.sampling.temperature = static_cast<float>(f.temperature);
-    o.sampling.top_p = static_cast<float>(f.top_p);
-    o.sampling.top_k = f.top_k;
-    o.sampling.seed = f.seed;
-    return o;
-}
-
 }  // namespace
 
 Status StorageError(const std::string& what, const Status& why) {
@@ -268,137 +257,30 @@ void Runtime::SnapshotSessions(State& s, bool all) {
     }
 }
 
-void Runtime::RestoreSessions(State& s) {
-    auto stored = s.store->LoadSessions();
-    if (!stored.ok()) {
-        std::fprintf(stderr, "kvstream: cannot read the stored sessions: %s\n",
-                     stored.status().ToString().c_str());
-        return;
-    }
-    if (auto highest = s.store->LoadHighestIds(); highest.ok()) {
-        s.engine->ReserveIds(highest->session, highest->flash);
-    }
-    std::map<std::string, TenantId> tenant_ids;
-    for (const auto& [id, name] : options_.durable.tenant_names) {
-        tenant_ids[name] = id;
-    }
-    TenantId next_unknown = -1;  // stored tenants no key names: unreachable until a key does
-    MetricsRegistry& m = s.engine->metrics();
-    Counter& from_snapshot = m.GetCounter("kvs_restored_from_snapshot_total",
-                                          "Sessions restored at start from their snapshot");
-    Counter& from_log = m.GetCounter("kvs_restored_from_log_total",
-                                     "Sessions rebuilt at start from their data log alone");
-    Counter& rejected = m.GetCounter(
-        "kvs_snapshots_rejected_total",
-        "Snapshots found unusable at start (corrupt, truncated, another model or KV settings)");
-    int n_snapshots = 0;
-    std::size_t n_replayed = 0;
-    for (const StoredSession& st : *stored) {
-        SessionOptions o;
-        o.id = st.id;
-        o.prefix = st.prefix;
-        o.on_full = st.roll ? OnFull::kRoll : OnFull::kReject;
-        o.max_context = st.max_context;
-        o.settings = st.settings;
-        auto tenant = tenant_ids.find(st.tenant);
-        if (tenant == tenant_ids.end()) {
-            char* end = nullptr;
-            const long number = std::strtol(st.tenant.c_str(), &end, 10);
-            const bool numeric = !st.tenant.empty() && *end == '\0' && number >= 0 &&
-                                 !options_.durable.tenant_names.contains(static_cast<int>(number));
-            tenant =
-                tenant_ids.emplace(st.tenant, numeric ? static_cast<int>(number) : next_unknown--)
-                    .first;
-        }
-        o.tenant = tenant->second;
-        // The snapshot, when it is intact and this engine's; else the whole log.
-        std::uint64_t after = 0;
-        Result<SessionId> made = NotFound("no snapshot");
-        const fs::path file = s.snapshots->PathOf(st.id);
-        if (fs::exists(file)) {
-            auto snap = ReadSnapshotFile(file, s.engine->snapshot_identity(), false);
-            if (snap.ok() && snap->header.session != st.id) {
-                snap = InvalidArgument("it belongs to session " +
-                                       std::to_string(snap->header.session));
-            }
-            if (snap.ok()) {
-                const std::uint64_t version = snap->header.log_version;
-                made = s.engine->AdoptSession(o, {std::move(snap->tokens), version, file});
-                after = made.ok() ? version : 0;
-            }
-            if (!made.ok()) {
-                rejected.Add();
-                const Status why = snap.ok() ? made.status() : snap.status();
-                std::fprintf(stderr,
-                             "kvstream: session %llu: snapshot %s is unusable (%s); rebuilding "
-                             "the session from its data log\n",
-                             static_cast<unsigned long long>(st.id), file.c_str(),
-                             why.message().c_str());
-            }
-        }
-        n_snapshots += made.ok() ? 1 : 0;
-        const bool from_file = made.ok();
-        if (!made.ok()) {
-            made = s.engine->CreateSession(o);
-        }
-        if (made.ok()) {
-            (from_file ? from_snapshot : from_log).Add();
-        } else {
-            std::fprintf(stderr, "kvstream: session %llu cannot be restored: %s\n",
-                         static_cast<unsigned long long>(st.id), made.status().ToString().c_str());
-            continue;
-        }
-        s.n_sessions[o.tenant] += 1;
-        restored_.emplace_back(st.id, st.settings);
-        for (const StoredFlash& f : st.flash) {
-            if (auto added = s.engine->AddFlash(st.id, FromStored(f), f.id); !added.ok()) {
-                std::fprintf(stderr, "kvstream: session %llu: flash %llu not restored: %s\n",
-                             static_cast<unsigned long long>(st.id),
-                             static_cast<unsigned long long>(f.id),
-                             added.status().ToString().c_str());
-            }
-        }
-        auto log = s.store->LoadLog(st.id, after);
-        if (!log.ok()) {
-            std::fprintf(stderr, "kvstream: session %llu: cannot read its data log: %s\n",
-                         static_cast<unsigned long long>(st.id), log.status().ToString().c_str());
-            continue;
-        }
-        for (const LogEntry& e : *log) {
-            auto queued = s.engine->SubmitAppend(st.id, e.text, {.version = e.version});
-            if (!queued.ok()) {
-                std::fprintf(stderr, "kvstream: session %llu: log entry %llu not replayed: %s\n",
-                             static_cast<unsigned long long>(st.id),
-                             static_cast<unsigned long long>(e.version),
-                             queued.status().ToString().c_str());
-            }
-        }
-        n_replayed += log->size();
-    }
-    for (const auto& [id, settings] : restored_) {
-        s.OpenDesk(id);
-    }
-    if (!stored->empty()) {
-        std::fprintf(stderr,
-                     "kvstream: restored %zu of %zu sessions from %s (%d from snapshots); "
-                     "replaying %zu log entries\n",
-                     restored_.size(), stored->size(), options_.durable.data_dir.c_str(),
-                     n_snapshots, n_replayed);
-    }
-}
-
-Result<std::vector<LogEntry>> Runtime::ReadLog(TenantId tenant,
-                                               SessionId id,
-                                               std::uint64_t after_version,
-                                               std::size_t limit) const {
+void Runtime::ReadLog(TenantId tenant,
+                      SessionId id,
+                      std::uint64_t after_version,
+                      LogPageLimits limits,
+                      Reply<Result<LogPage>> reply) const {
     if (store_ == nullptr) {
-        return Status(StatusCode::kUnavailable,
-                      "this server keeps no data log (it runs without a data folder)");
+        return reply(Status(StatusCode::kUnavailable,
+                            "this server keeps no data log (it runs without a data folder)"));
     }
     if (!board_->Owns(tenant, id)) {
-        return NotFound("unknown session " + std::to_string(id));
+        return reply(NotFound("unknown session " + std::to_string(id)));
     }
-    return store_->LoadLog(id, after_version, limit);
+    store_->ReadLogPage(id, after_version, limits, std::move(reply));
+}
+
+std::future<Result<LogPage>> Runtime::ReadLog(TenantId tenant,
+                                              SessionId id,
+                                              std::uint64_t after_version,
+                                              LogPageLimits limits) const {
+    auto done = std::make_shared<std::promise<Result<LogPage>>>();
+    auto future = done->get_future();
+    ReadLog(tenant, id, after_version, limits,
+            [done](Result<LogPage> page) { done->set_value(std::move(page)); });
+    return future;
 }
 
 }  // namespace kvs

@@ -162,13 +162,21 @@ public:
     // (SessionOptions::settings), in id order.
     const std::vector<std::pair<SessionId, std::string>>& restored() const { return restored_; }
 
-    // The session's data log after `after_version`, at most `limit` entries (0: all), in order.
-    // kNotFound for another tenant's or an unknown session; kUnavailable without a data folder.
-    // Reads the store on the caller's thread.
-    Result<std::vector<LogEntry>> ReadLog(TenantId tenant,
-                                          SessionId id,
-                                          std::uint64_t after_version,
-                                          std::size_t limit) const;
+    // One page of the session's data log after `after_version`, in version order, within
+    // `limits` (persist/store.h: entries and bytes of text; `more` says a limit cut it). kNotFound
+    // for another tenant's or an unknown session, kUnavailable without a data folder: both
+    // answered on the caller's thread. Otherwise the read runs on the store's reader thread (its
+    // own read-only connection: never on the caller's thread, never waiting for a commit's
+    // sync) and `reply` runs there; a read error is kInternal, never a short page.
+    void ReadLog(TenantId tenant,
+                 SessionId id,
+                 std::uint64_t after_version,
+                 LogPageLimits limits,
+                 Reply<Result<LogPage>> reply) const;
+    std::future<Result<LogPage>> ReadLog(TenantId tenant,
+                                         SessionId id,
+                                         std::uint64_t after_version,
+                                         LogPageLimits limits = {}) const;
 
     // The loaded model (immutable; tokenizer and chat template reads are safe from any thread).
     const Model& model() const { return *model_; }

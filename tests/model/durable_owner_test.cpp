@@ -115,6 +115,64 @@ TEST_P(DurableOwnerTest, ASessionParkedAndClosedInOneBatchLeavesNoSnapshot) {
     EXPECT_FALSE(fs::exists(SnapshotOf(a))) << "a closed session's snapshot is gone";
 }
 
+// A data log that cannot be read (a damaged database page) fails that session's restore with a
+// message naming it, and only that session's; the session is not served half-restored and its
+// stored data is untouched.
+TEST_P(DurableOwnerTest, AnUnreadableLogFailsItsSessionsRestore) {
+    fs::create_directories(dir_);
+    const fs::path db = dir_ / "kvstream.db";
+    {
+        StoreOptions fast;
+        fast.path = db.string();
+        fast.sync = SyncPolicy::kOff;
+        auto store = Store::Open(fast);
+        ASSERT_TRUE(store.ok());
+        ASSERT_TRUE((*store)->PutSession({1, "alice", "", false, 0, "", {}}).ok());
+        ASSERT_TRUE((*store)->PutSession({2, "alice", "", false, 0, "", {}}).ok());
+        std::vector<std::future<Status>> done;
+        auto append = [&](SessionId id, std::uint64_t v, std::string text) {
+            auto p = std::make_shared<std::promise<Status>>();
+            done.push_back(p->get_future());
+            (*store)->Append({id, v, std::move(text)}, [p](Status st) { p->set_value(st); });
+        };
+        append(1, 1, DataText(0));  // session 1: a short log, in the file's first pages
+        for (std::uint64_t v = 1; v <= 2000; ++v) {
+            append(2, v, std::string(900, 'x'));
+        }
+        for (auto& f : done) {
+            ASSERT_TRUE(f.get().ok());
+        }
+    }
+    {  // garbage over pages 200..209: session 2's log (sessions and their settings come first)
+        std::fstream f(db, std::ios::in | std::ios::out | std::ios::binary);
+        const std::string junk(4096, '\xff');
+        for (int page = 200; page < 210; ++page) {
+            f.seekp(static_cast<std::streamoff>(page) * 4096);
+            f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+        }
+        ASSERT_TRUE(f.good());
+    }
+    ::testing::internal::CaptureStderr();
+    auto rt = Start(Options());
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(rt);
+    EXPECT_EQ(rt->Info(1, 2).get().status().code(), StatusCode::kNotFound)
+        << "session 2 is not served half-restored";
+    auto intact = rt->Info(1, 1).get();
+    ASSERT_TRUE(intact.ok()) << "session 1's log is intact: it is restored";
+    EXPECT_EQ(intact->accepted_version, 1U);
+    EXPECT_NE(err.find("session 2"), std::string::npos) << err;
+    EXPECT_NE(err.find("data log"), std::string::npos) << err;
+    rt.reset();
+    StoreOptions plain;
+    plain.path = db.string();
+    auto store = Store::Open(plain);
+    ASSERT_TRUE(store.ok());
+    auto sessions = (*store)->LoadSessions();
+    ASSERT_TRUE(sessions.ok());
+    EXPECT_EQ(sessions->size(), 2U) << "the failed session's data is kept";
+}
+
 // A snapshot whose write failed is not counted as taken: once writes work again, the session is
 // snapshotted at the next check.
 TEST_P(DurableOwnerTest, AFailedSnapshotWriteIsRetried) {
