@@ -144,7 +144,10 @@ AppendFigures MeasureStore(const DurableBenchOptions& o, SyncPolicy sync, const 
     const fs::path dir = fs::path(o.dir) / "store";
     fs::remove_all(dir);
     fs::create_directories(dir);
-    auto store = Store::Open({(dir / "kvstream.db").string(), sync, 0});
+    StoreOptions store_options;
+    store_options.path = (dir / "kvstream.db").string();
+    store_options.sync = sync;
+    auto store = Store::Open(store_options);
     Check(store.status(), "opening the store");
     AppendFigures figures =
         TimeAppends(std::string("store-") + name, o, [&](int c, int i, std::string line) {

@@ -252,6 +252,11 @@ void AddServeCommand(CLI::App& app) {
                     "... and only once this many new tokens arrived")
         ->check(CLI::Range(0, 1 << 24))
         ->capture_default_str();
+    cmd->add_option("--snapshot-memory-bytes", d.snapshot_memory_bytes,
+                    "Most bytes of session state held in memory for snapshots at once (parking "
+                    "copies, queued and shutdown snapshots); past it a snapshot waits")
+        ->check(CLI::Range(std::size_t{1} << 20, std::size_t{1} << 40))
+        ->capture_default_str();
     cmd->add_option("--store-max-pages", d.max_store_pages,
                     "Cap the store at this many 4 KiB pages (tests a full disk; 0: no cap)")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40))

@@ -153,6 +153,10 @@ std::vector<std::uint8_t> Context::SaveSequence(SeqId seq) const {
     return blob;
 }
 
+std::size_t Context::SequenceBytes(SeqId seq) const {
+    return llama_state_seq_get_size(ctx_, seq);
+}
+
 Status Context::RestoreSequence(SeqId seq, std::span<const std::uint8_t> blob) {
     const bool refused = faults_.fail_restores > 0;
     faults_.fail_restores -= refused ? 1 : 0;

@@ -80,6 +80,8 @@ public:
     // The sequence's state (positions and K/V rows) as an opaque blob, valid only for this
     // model and these context options. Logits and sampler state are not included.
     std::vector<std::uint8_t> SaveSequence(SeqId seq) const;
+    // The size SaveSequence's blob would have now, without copying anything.
+    std::size_t SequenceBytes(SeqId seq) const;
 
     // Loads a SaveSequence blob into an empty sequence. kInternal when libllama refuses it
     // (corrupt, or made with another model or settings); the sequence is then cleared.

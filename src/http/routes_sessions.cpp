@@ -1,5 +1,5 @@
-// The session routes: create, inspect, delete, append (text or records), query (plain or
-// streamed), flash questions, and the event stream.
+// The session routes: create, inspect, delete, query (plain or streamed), flash questions, and
+// the event stream. Appends and the data log: routes_data.cpp.
 
 #include "http/api_call.h"
 
@@ -258,76 +258,6 @@ void Api::DeleteSession(Call& c, SessionId id) {
         r.status = 204;
         r.content_type.clear();
         ex->Reply(std::move(r));
-    });
-}
-
-void Api::ReadData(Call& c, SessionId id) {
-    std::uint64_t after = 0;
-    std::uint64_t limit = 1000;
-    for (const auto& [name, value] : c.request.query) {
-        std::uint64_t* field = name == "after" ? &after : name == "limit" ? &limit : nullptr;
-        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(),
-                                               field != nullptr ? *field : after);
-        if (field == nullptr || ec != std::errc() || end != value.data() + value.size()) {
-            return c.ex->Reply(ErrorResponse(InvalidArgument(
-                "query parameters: after (a version) and limit (1..10000), as integers; got '" +
-                name + "'")));
-        }
-    }
-    if (limit < 1 || limit > 10000) {
-        return c.ex->Reply(ErrorResponse(InvalidArgument("limit must be 1..10000")));
-    }
-    auto log = c.rt->ReadLog(c.tenant.id, id, after, limit);
-    if (c.Failed(log.status())) {
-        return;
-    }
-    Json j;
-    j["entries"] = Json::array();
-    for (const LogEntry& e : *log) {
-        j["entries"].push_back(Json{{"version", e.version}, {"text", e.text}});
-    }
-    j["more"] = log->size() == limit;
-    c.ex->Reply(JsonResponse(200, DumpJson(j)));
-}
-
-void Api::AppendData(Call& c, SessionId id) {
-    auto body = c.Body();
-    if (!body || c.Failed(RejectUnknownFields(*body, {"text", "records", "wait"}))) {
-        return;
-    }
-    std::string text;
-    bool wait = false;
-    if (!Read(c, OptString(*body, "text", limits_.max_text_bytes), text) ||
-        !Read(c, OptBool(*body, "wait"), wait)) {
-        return;
-    }
-    const Json* records = FindField(*body, "records");
-    if ((records != nullptr) == !text.empty()) {
-        return c.ex->Reply(ErrorResponse(
-            InvalidArgument("send exactly one of 'text' (a non-empty string) or 'records'")));
-    }
-    if (records != nullptr) {
-        if (!c.rt->ListFlash(c.tenant.id, id).ok()) {  // the template is the session's
-            return c.ex->Reply(ErrorResponse(NotFound("unknown session " + std::to_string(id))));
-        }
-        auto rendered = RenderRecords(
-            *records, TemplateOf(id),
-            {.max_records = limits_.max_records, .max_line_bytes = limits_.max_query_bytes});
-        if (c.Failed(rendered.status())) {
-            return;
-        }
-        text = std::move(rendered).value();
-    }
-    c.rt->Append(c.tenant.id, id, std::move(text), wait, [ex = c.ex, wait](Result<AppendResult> r) {
-        if (!r.ok()) {
-            return ex->Reply(ErrorResponse(r.status()));
-        }
-        Json j;
-        j["accepted_tokens"] = r->n_tokens_appended;
-        j["version"] = r->version;
-        j["tokens"] = r->n_tokens;
-        j["ingested"] = wait;
-        ex->Reply(JsonResponse(wait ? 200 : 202, DumpJson(j)));
     });
 }
 

@@ -8,10 +8,20 @@
 
 namespace kvs {
 
+std::size_t CaptureBytes(const SessionCapture& capture) {
+    return capture.state.size() + sizeof(Token) * capture.tokens.size();
+}
+
 SnapshotWriter::SnapshotWriter(std::filesystem::path dir,
                                SnapshotExpectation identity,
-                               std::function<void(const SnapshotWritten&)> done)
-    : dir_(std::move(dir)), identity_(identity), done_(std::move(done)) {
+                               std::size_t budget_bytes,
+                               std::function<void(const SnapshotWritten&)> done,
+                               std::function<void(std::size_t)> before_write)
+    : dir_(std::move(dir)),
+      identity_(identity),
+      budget_bytes_(budget_bytes),
+      done_(std::move(done)),
+      before_write_(std::move(before_write)) {
     thread_ = std::thread(&SnapshotWriter::Loop, this);
 }
 
@@ -31,7 +41,13 @@ std::filesystem::path SnapshotWriter::PathOf(SessionId session) const {
 void SnapshotWriter::Write(SessionCapture capture) {
     {
         std::lock_guard lock(mu_);
-        std::erase_if(queue_, [&](const Job& j) { return j.session == capture.id; });
+        std::erase_if(queue_, [&](const Job& j) {
+            const bool same = j.session == capture.id;
+            held_bytes_ -= same ? CaptureBytes(j.capture) : 0;
+            return same;
+        });
+        held_bytes_ += CaptureBytes(capture);
+        peak_held_bytes_ = std::max(peak_held_bytes_, held_bytes_);
         const SessionId id = capture.id;
         queue_.push_back({id, false, std::move(capture)});
     }
@@ -41,7 +57,11 @@ void SnapshotWriter::Write(SessionCapture capture) {
 void SnapshotWriter::Remove(SessionId session) {
     {
         std::lock_guard lock(mu_);
-        std::erase_if(queue_, [&](const Job& j) { return j.session == session; });
+        std::erase_if(queue_, [&](const Job& j) {
+            const bool same = j.session == session;
+            held_bytes_ -= same ? CaptureBytes(j.capture) : 0;
+            return same;
+        });
         queue_.push_back({session, true, {}});
     }
     cv_.notify_one();
@@ -50,6 +70,21 @@ void SnapshotWriter::Remove(SessionId session) {
 void SnapshotWriter::Flush() {
     std::unique_lock lock(mu_);
     idle_cv_.wait(lock, [&] { return queue_.empty() && !busy_; });
+}
+
+std::size_t SnapshotWriter::room() const {
+    std::lock_guard lock(mu_);
+    return held_bytes_ >= budget_bytes_ ? 0 : budget_bytes_ - held_bytes_;
+}
+
+void SnapshotWriter::WaitForRoom(std::size_t n_bytes) {
+    std::unique_lock lock(mu_);
+    idle_cv_.wait(lock, [&] { return held_bytes_ == 0 || held_bytes_ + n_bytes <= budget_bytes_; });
+}
+
+std::size_t SnapshotWriter::peak_held_bytes() const {
+    std::lock_guard lock(mu_);
+    return peak_held_bytes_;
 }
 
 void SnapshotWriter::Loop() {
@@ -65,9 +100,12 @@ void SnapshotWriter::Loop() {
             queue_.pop_front();
             busy_ = true;
         }
+        const std::size_t n_bytes = CaptureBytes(job.capture);
         Run(job);
+        job = Job{};  // the state is freed before its room is given back
         {
             std::lock_guard lock(mu_);
+            held_bytes_ -= n_bytes;
             busy_ = false;
         }
         idle_cv_.notify_all();
@@ -80,6 +118,9 @@ void SnapshotWriter::Run(Job& job) {
         std::error_code ec;
         std::filesystem::remove(path, ec);
         return;
+    }
+    if (before_write_) {
+        before_write_(peak_held_bytes());
     }
     const auto started = std::chrono::steady_clock::now();
     const SessionCapture& c = job.capture;

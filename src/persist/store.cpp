@@ -1,6 +1,7 @@
 #include "persist/store.h"
 
 #include "common/guard.h"
+#include "persist/sqlite_stmt.h"
 
 #include <map>
 #include <sqlite3.h>
@@ -40,55 +41,10 @@ CREATE TABLE IF NOT EXISTS log (
 ) WITHOUT ROWID;
 )sql";
 
-// A prepared statement, finalized on scope exit.
-class Stmt {
-public:
-    Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-
-    ~Stmt() { sqlite3_finalize(stmt_); }
-
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-
-    bool ok() const { return rc_ == SQLITE_OK; }
-
-    void Bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-
-    void Bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
-
-    void Bind(int i, const std::string& v) {
-        sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    }
-
-    int Step() { return sqlite3_step(stmt_); }
-
-    void Reset() {
-        sqlite3_reset(stmt_);
-        sqlite3_clear_bindings(stmt_);
-    }
-
-    std::int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
-
-    double Real(int col) { return sqlite3_column_double(stmt_, col); }
-
-    std::string Text(int col) {
-        const auto* p = sqlite3_column_text(stmt_, col);
-        return p == nullptr
-                   ? std::string()
-                   : std::string(reinterpret_cast<const char*>(p),
-                                 static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
-    }
-
-private:
-    sqlite3_stmt* stmt_ = nullptr;
-    int rc_ = SQLITE_ERROR;
-};
-
-Status SqlError(sqlite3* db, const std::string& what) {
-    return Internal("the session store cannot " + what + ": " + sqlite3_errmsg(db));
-}
-
 }  // namespace
+
+using sqlite::SqlError;
+using sqlite::Stmt;
 
 Result<SyncPolicy> ParseSyncPolicy(const std::string& text) {
     if (text == "full") {
@@ -112,7 +68,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
         sqlite3_close(db);
         return Internal("cannot open the session store " + options.path + ": " + why);
     }
-    std::unique_ptr<Store> store(new Store(db));
+    std::unique_ptr<Store> store(new Store(db, options.test_hooks));
     const char* sync = options.sync == SyncPolicy::kFull     ? "PRAGMA synchronous=FULL"
                        : options.sync == SyncPolicy::kNormal ? "PRAGMA synchronous=NORMAL"
                                                              : "PRAGMA synchronous=OFF";
@@ -123,13 +79,24 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
         const std::string sql = "PRAGMA max_page_count=" + std::to_string(options.max_pages);
         KV_RETURN_IF_ERROR(store->Exec(sql.c_str()));
     }
+    KV_RETURN_IF_ERROR(store->OpenReader(options.path));
     store->writer_ = std::thread(&Store::WriterLoop, store.get());
+    store->reader_thread_ = std::thread(&Store::ReaderLoop, store.get());
     return store;
 }
 
-Store::Store(sqlite3* db) : db_(db) {}
+Store::Store(sqlite3* db, StoreTestHooks hooks) : db_(db), hooks_(std::move(hooks)) {}
 
 Store::~Store() {
+    {
+        std::lock_guard lock(reads_mu_);
+        reads_stopping_ = true;
+    }
+    reads_cv_.notify_all();
+    if (reader_thread_.joinable()) {
+        reader_thread_.join();
+    }
+    sqlite3_close(reader_);
     {
         std::lock_guard lock(queue_mu_);
         stopping_ = true;
@@ -137,6 +104,9 @@ Store::~Store() {
     queue_cv_.notify_all();
     if (writer_.joinable()) {
         writer_.join();
+    }
+    if (hooks_.before_close) {
+        hooks_.before_close();
     }
     sqlite3_close(db_);
 }
@@ -222,25 +192,6 @@ Status Store::RaiseHighest(const char* what, std::uint64_t id) {
     st.Bind(1, std::string("highest_") + what);
     st.Bind(2, static_cast<std::int64_t>(id));
     return st.ok() && st.Step() == SQLITE_DONE ? Status::Ok() : SqlError(db_, "write an id");
-}
-
-Result<HighestIds> Store::LoadHighestIds() {
-    std::lock_guard lock(db_mu_);
-    Stmt st(db_, "SELECT key, value FROM meta");
-    if (!st.ok()) {
-        return SqlError(db_, "read the highest ids");
-    }
-    HighestIds ids;
-    while (st.Step() == SQLITE_ROW) {
-        const std::string key = st.Text(0);
-        const auto value = static_cast<std::uint64_t>(st.Int(1));
-        if (key == "highest_session") {
-            ids.session = value;
-        } else if (key == "highest_flash") {
-            ids.flash = value;
-        }
-    }
-    return ids;
 }
 
 Status Store::EraseSession(SessionId id) {
@@ -347,76 +298,15 @@ Status Store::CommitBatch(const std::deque<Pending>& batch) {
             return st;
         }
     }
+    if (hooks_.before_commit) {
+        hooks_.before_commit();
+    }
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
         return fail("commit the data log");
     }
     stats_.n_commits += 1;
     stats_.n_entries += batch.size();
     return Status::Ok();
-}
-
-Result<std::vector<StoredSession>> Store::LoadSessions() {
-    std::lock_guard lock(db_mu_);
-    std::vector<StoredSession> out;
-    std::map<SessionId, std::size_t> index;
-    Stmt st(db_,
-            "SELECT id, tenant, prefix, roll, max_context, settings FROM sessions ORDER BY id");
-    if (!st.ok()) {
-        return SqlError(db_, "read sessions");
-    }
-    while (st.Step() == SQLITE_ROW) {
-        StoredSession s;
-        s.id = static_cast<SessionId>(st.Int(0));
-        s.tenant = st.Text(1);
-        s.prefix = st.Text(2);
-        s.roll = st.Int(3) != 0;
-        s.max_context = static_cast<int>(st.Int(4));
-        s.settings = st.Text(5);
-        index[s.id] = out.size();
-        out.push_back(std::move(s));
-    }
-    Stmt fl(db_,
-            "SELECT session, id, question, max_tokens, temperature, top_p, top_k, seed FROM flash "
-            "ORDER BY session, id");
-    if (!fl.ok()) {
-        return SqlError(db_, "read flash questions");
-    }
-    while (fl.Step() == SQLITE_ROW) {
-        auto it = index.find(static_cast<SessionId>(fl.Int(0)));
-        if (it == index.end()) {
-            continue;  // an orphan: its session is gone
-        }
-        StoredFlash f;
-        f.id = static_cast<std::uint64_t>(fl.Int(1));
-        f.question = fl.Text(2);
-        f.max_tokens = static_cast<int>(fl.Int(3));
-        f.temperature = fl.Real(4);
-        f.top_p = fl.Real(5);
-        f.top_k = static_cast<int>(fl.Int(6));
-        f.seed = static_cast<std::uint32_t>(fl.Int(7));
-        out[it->second].flash.push_back(std::move(f));
-    }
-    return out;
-}
-
-Result<std::vector<LogEntry>> Store::LoadLog(SessionId session,
-                                             std::uint64_t after_version,
-                                             std::size_t limit) {
-    std::lock_guard lock(db_mu_);
-    Stmt st(db_,
-            "SELECT version, text FROM log WHERE session = ? AND version > ? ORDER BY version "
-            "LIMIT ?");
-    if (!st.ok()) {
-        return SqlError(db_, "read the data log");
-    }
-    st.Bind(1, static_cast<std::int64_t>(session));
-    st.Bind(2, static_cast<std::int64_t>(after_version));
-    st.Bind(3, limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(limit));
-    std::vector<LogEntry> out;
-    while (st.Step() == SQLITE_ROW) {
-        out.push_back({session, static_cast<std::uint64_t>(st.Int(0)), st.Text(1)});
-    }
-    return out;
 }
 
 StoreStats Store::stats() const {

@@ -10,8 +10,12 @@
 // policy. A failed write or commit (disk full, I/O error, read-only file) fails every write of
 // the batch with the same clear error and keeps none of them.
 //
-// Thread-safety: every method may be called from any thread (one connection, one mutex; the
-// writer thread takes it per batch). `done` runs on the writer thread: keep it quick.
+// Reads of the data log (LoadLog, ReadLogPage) use a second, read-only connection: in WAL mode a
+// reader sees the last committed transaction and never waits for a commit or its sync.
+//
+// Thread-safety: every method may be called from any thread (the writer connection has one
+// mutex, which the writer thread takes per batch; the reader connection has its own). `done`
+// runs on the writer thread (writes) or on the reader thread (ReadLogPage): keep it quick.
 
 #include "common/status.h"
 #include "session/session.h"
@@ -39,10 +43,17 @@ enum class SyncPolicy : std::uint8_t {
 // "full", "normal", "off".
 Result<SyncPolicy> ParseSyncPolicy(const std::string& text);
 
+// Fault-injection seams for tests; empty in production. Each runs on the thread named.
+struct StoreTestHooks {
+    std::function<void()> before_commit;  // writer thread, inside a batch's transaction
+    std::function<void()> before_close;   // the destroying thread, after the last commit
+};
+
 struct StoreOptions {
     std::string path;  // the database file (its folder must exist)
     SyncPolicy sync = SyncPolicy::kFull;
     std::int64_t max_pages = 0;  // > 0: PRAGMA max_page_count (tests simulate a full disk)
+    StoreTestHooks test_hooks{};
 };
 
 struct StoredFlash {
@@ -69,6 +80,17 @@ struct LogEntry {
     SessionId session = 0;
     std::uint64_t version = 0;
     std::string text;
+};
+
+// How much one page of the data log may hold.
+struct LogPageLimits {
+    std::size_t max_entries = 1000;
+    std::size_t max_bytes = std::size_t{1} << 20;  // of text; an entry larger than this comes alone
+};
+
+struct LogPage {
+    std::vector<LogEntry> entries;  // in version order
+    bool more = false;              // a limit cut the page: ask again after entries.back().version
 };
 
 // The highest ids ever stored (deleted sessions and questions included), so that a restarted
@@ -116,10 +138,20 @@ public:
     // Reading at start: every session with its flash questions, and a session's log entries
     // after `after_version`, in version order.
     Result<std::vector<StoredSession>> LoadSessions();
-    // `limit` > 0: at most that many entries.
-    Result<std::vector<LogEntry>> LoadLog(SessionId session,
-                                          std::uint64_t after_version,
-                                          std::size_t limit = 0);
+    // Every entry, on the reader connection. A read error (IOERR, CORRUPT, BUSY) is kInternal
+    // with SQLite's message, never a shorter log.
+    Result<std::vector<LogEntry>> LoadLog(SessionId session, std::uint64_t after_version);
+
+    // One page of a session's log after `after_version`, in version order, within `limits` (the
+    // first entry always comes, however large), on the reader connection. Errors as LoadLog.
+    Result<LogPage> ReadLogPage(SessionId session,
+                                std::uint64_t after_version,
+                                const LogPageLimits& limits);
+    // The same on the store's reader thread (never an HTTP I/O thread): `done` runs there.
+    void ReadLogPage(SessionId session,
+                     std::uint64_t after_version,
+                     LogPageLimits limits,
+                     std::function<void(Result<LogPage>)> done);
 
     Result<HighestIds> LoadHighestIds();
 
@@ -131,8 +163,10 @@ private:
         std::function<void(Status)> done;
     };
 
-    explicit Store(sqlite3* db);
+    Store(sqlite3* db, StoreTestHooks hooks);
     void WriterLoop();
+    void ReaderLoop();
+    Status OpenReader(const std::string& path);
     Status CommitBatch(const std::deque<Pending>& batch);
     void Queue(std::function<Status()> write, std::function<void(Status)> done);
     // The writes themselves; db_mu_ held.
@@ -145,6 +179,7 @@ private:
     Status Exec(const char* sql);
 
     sqlite3* db_;
+    StoreTestHooks hooks_;
     mutable std::mutex db_mu_;  // the connection
     std::mutex queue_mu_;
     std::condition_variable queue_cv_;
@@ -154,6 +189,13 @@ private:
     bool stopping_ = false;      // guarded by queue_mu_
     StoreStats stats_;           // guarded by db_mu_
     std::thread writer_;
+    sqlite3* reader_ = nullptr;  // read-only connection: the data log's reads
+    std::mutex read_mu_;         // the reader connection
+    std::mutex reads_mu_;
+    std::condition_variable reads_cv_;
+    std::deque<std::function<void()>> reads_;  // guarded by reads_mu_
+    bool reads_stopping_ = false;              // guarded by reads_mu_
+    std::thread reader_thread_;
 };
 
 }  // namespace kvs

@@ -1,7 +1,7 @@
 // Durable sessions, runtime side (the contract is in runtime.h; the data folder's layout in
 // docs/architecture.md): opening the data folder, acknowledging creations and appends once the
-// store has them, snapshots (due ones while serving, every changed one at shutdown), and
-// restoring every stored session at start.
+// store has them, snapshots (due ones while serving, every changed one at shutdown, within the
+// snapshot memory budget), and reading the data log. Restoring at start: restore.cpp.
 //
 //   <data_dir>/kvstream.db (+ -wal, -shm)   SQLite: sessions, flash questions, the data log
 //   <data_dir>/snapshots/<id>.snap          one KV snapshot per session (persist/snapshot.h)
@@ -11,10 +11,7 @@
 #include "runtime/runtime_state.h"
 
 #include <cstdio>
-#include <fcntl.h>
 #include <filesystem>
-#include <sys/file.h>
-#include <unistd.h>
 
 namespace kvs {
 namespace fs = std::filesystem;
@@ -25,36 +22,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kSnapshotCheckEvery = std::chrono::milliseconds(200);
 
-FlashOptions FromStored(const StoredFlash& f) {
-    FlashOptions o;
-    o.question = f.question;
-    o.max_tokens = f.max_tokens;
-    o.sampling.temperature = static_cast<float>(f.temperature);
-    o.sampling.top_p = static_cast<float>(f.top_p);
-    o.sampling.top_k = f.top_k;
-    o.sampling.seed = f.seed;
-    return o;
-}
-
 }  // namespace
 
 Status StorageError(const std::string& what, const Status& why) {
     return Status(StatusCode::kStorage,
                   what + " (" + why.message() + "); nothing was acknowledged");
-}
-
-void CountSnapshot(MetricsRegistry& m, const SnapshotWritten& w) {
-    if (!w.status.ok()) {
-        m.GetCounter("kvs_snapshot_failures_total", "Snapshot writes that failed").Add();
-        std::fprintf(stderr,
-                     "kvstream: snapshot of session %llu failed (%s); its data log still has "
-                     "everything\n",
-                     static_cast<unsigned long long>(w.session), w.status.ToString().c_str());
-        return;
-    }
-    m.GetCounter("kvs_snapshots_total", "Snapshot files written").Add();
-    m.GetCounter("kvs_snapshot_bytes_total", "Bytes of snapshot files written").Add(w.n_bytes);
-    m.GetHistogram("kvs_snapshot_ms", "Time to write one snapshot file", kMsBuckets).Observe(w.ms);
 }
 
 StoredFlash ToStored(FlashId id, const FlashOptions& o) {
@@ -67,34 +39,84 @@ StoredFlash ToStored(FlashId id, const FlashOptions& o) {
             o.sampling.seed};
 }
 
-Runtime::State::~State() {
-    if (lock_fd >= 0) {
-        ::close(lock_fd);  // releases the flock
-    }
-}
-
-Status Runtime::OpenDurable(State& s) {
+Status Runtime::OpenDurable(State& s, EngineOptions& engine_options) {
     const DurableOptions& d = options_.durable;
+    engine_options.capture_on_park = true;
+    if (engine_options.park_dir.empty()) {
+        engine_options.park_dir = d.data_dir + "/park";
+    }
     std::error_code ec;
     fs::create_directories(fs::path(d.data_dir) / "snapshots", ec);
     if (ec) {
         return Status(StatusCode::kStorage,
                       "cannot create the data folder " + d.data_dir + ": " + ec.message());
     }
-    const std::string lock = (fs::path(d.data_dir) / ".lock").string();
-    s.lock_fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s.lock_fd < 0 || ::flock(s.lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        return Status(StatusCode::kStorage,
-                      "the data folder " + d.data_dir +
-                          " is in use by another kvstream server (or its lock cannot be taken)");
+    auto lock = FileLock::Take(fs::path(d.data_dir) / ".lock");
+    if (!lock.ok()) {
+        return Status(StatusCode::kStorage, lock.status().code() == StatusCode::kUnavailable
+                                                ? "the data folder " + d.data_dir +
+                                                      " is in use by another kvstream server"
+                                                : lock.status().message());
     }
-    auto store =
-        Store::Open({(fs::path(d.data_dir) / "kvstream.db").string(), d.sync, d.max_store_pages});
+    s.folder_lock = std::move(lock).value();
+    auto store = Store::Open({(fs::path(d.data_dir) / "kvstream.db").string(), d.sync,
+                              d.max_store_pages, d.store_test_hooks});
     if (!store.ok()) {
         return Status(StatusCode::kStorage, store.status().message());
     }
     s.store = std::move(store).value();
     return Status::Ok();
+}
+
+void Runtime::StartSnapshots(State& s) {
+    MetricsRegistry& m = s.engine->metrics();
+    s.snapshots = std::make_unique<SnapshotWriter>(
+        fs::path(options_.durable.data_dir) / "snapshots", s.engine->snapshot_identity(),
+        options_.durable.snapshot_memory_bytes,
+        [this, &m](const SnapshotWritten& w) { SnapshotDone(m, w); },
+        options_.durable.snapshot_test_before_write);
+    m.GetGauge("kvs_snapshot_memory_budget_bytes",
+               "The budget for session state copied out for snapshots (--snapshot-memory-bytes)")
+        .Set(static_cast<double>(options_.durable.snapshot_memory_bytes));
+    s.engine->SetParkCaptureRoom(s.snapshots->room());
+}
+
+void Runtime::SnapshotDone(MetricsRegistry& m, const SnapshotWritten& w) {
+    if (!w.status.ok()) {
+        m.GetCounter("kvs_snapshot_failures_total", "Snapshot writes that failed").Add();
+        std::fprintf(stderr,
+                     "kvstream: snapshot of session %llu failed (%s); its data log still has "
+                     "everything\n",
+                     static_cast<unsigned long long>(w.session), w.status.ToString().c_str());
+        return;  // the session's snapshot version stays: it is snapshotted at a later chance
+    }
+    m.GetCounter("kvs_snapshots_total", "Snapshot files written").Add();
+    m.GetCounter("kvs_snapshot_bytes_total", "Bytes of snapshot files written").Add(w.n_bytes);
+    m.GetHistogram("kvs_snapshot_ms", "Time to write one snapshot file", kMsBuckets).Observe(w.ms);
+    EnqueueAlways([id = w.session, version = w.version](State& state) {
+        state.engine->ConfirmSnapshot(id, version);
+    });
+}
+
+void Runtime::FinishDurable(State& s) {
+    desk_.Fence();  // an admission that queued its command also queues its log entry
+    s.store->Flush();
+    RunCommands(s, TakeCommands(), "a command at shutdown");  // the store's last outcomes
+    WriteParkCaptures(s);                                     // then every change is saved
+    SnapshotSessions(s, /*all=*/true);
+    s.snapshots->Flush();
+}
+
+void Runtime::ForgetStored(State& s, SessionId id, Reply<Status> r) {
+    s.snapshots->Remove(id);
+    s.snapshot_marks.erase(id);
+    s.store->DeleteSession(id, [r = std::move(r), id](Status stored) {
+        r(stored.ok() ? stored
+                      : Status(StatusCode::kStorage,
+                               "session " + std::to_string(id) +
+                                   " is closed, but its stored data could not be deleted (" +
+                                   stored.message() + ")"));
+    });
 }
 
 void Runtime::StoreCreated(State& s,
@@ -172,9 +194,17 @@ std::function<void(Status)> Runtime::AppendOutcome(
 
 void Runtime::WriteParkCaptures(State& s) {
     for (SessionCapture& c : s.engine->TakeParkCaptures()) {
+        if (!s.engine->Info(c.id).ok()) {
+            continue;  // closed since it was parked (same batch): its snapshot is deleted
+        }
         s.Mark(c.id, Clock::now());
         s.snapshots->Write(std::move(c));
     }
+    s.engine->SetParkCaptureRoom(s.snapshots->room());  // what the next parks may copy
+    s.engine->metrics()
+        .GetGauge("kvs_snapshot_memory_peak_bytes",
+                  "The most bytes of session state held for snapshot writes at once")
+        .Set(static_cast<double>(s.snapshots->peak_held_bytes()));
 }
 
 void Runtime::SnapshotSessions(State& s, bool all) {
@@ -201,149 +231,49 @@ void Runtime::SnapshotSessions(State& s, bool all) {
                 continue;
             }
         }
-        auto capture = s.engine->Capture(id, /*cancel_flash=*/all);
+        // Within the snapshot budget: while serving, a state that does not fit now waits for a
+        // later check; at shutdown it waits for the writer (alone if it exceeds the budget).
+        auto capture = s.engine->Capture(id, /*cancel_flash=*/all, s.snapshots->room());
+        if (!capture && all) {
+            s.snapshots->Flush();
+            capture = s.engine->Capture(id, true);
+        }
         if (!capture) {
-            continue;  // busy now; the next check tries again
+            continue;  // busy now, or no room; the next check tries again
         }
         s.Mark(id, now);
         s.snapshots->Write(std::move(*capture));
+        s.engine->SetParkCaptureRoom(s.snapshots->room());
         if (!all) {
             return;  // one state copy per check keeps the engine thread's share small
         }
     }
 }
 
-void Runtime::RestoreSessions(State& s) {
-    auto stored = s.store->LoadSessions();
-    if (!stored.ok()) {
-        std::fprintf(stderr, "kvstream: cannot read the stored sessions: %s\n",
-                     stored.status().ToString().c_str());
-        return;
-    }
-    if (auto highest = s.store->LoadHighestIds(); highest.ok()) {
-        s.engine->ReserveIds(highest->session, highest->flash);
-    }
-    std::map<std::string, TenantId> tenant_ids;
-    for (const auto& [id, name] : options_.durable.tenant_names) {
-        tenant_ids[name] = id;
-    }
-    TenantId next_unknown = -1;  // stored tenants no key names: unreachable until a key does
-    MetricsRegistry& m = s.engine->metrics();
-    Counter& from_snapshot = m.GetCounter("kvs_restored_from_snapshot_total",
-                                          "Sessions restored at start from their snapshot");
-    Counter& from_log = m.GetCounter("kvs_restored_from_log_total",
-                                     "Sessions rebuilt at start from their data log alone");
-    Counter& rejected = m.GetCounter(
-        "kvs_snapshots_rejected_total",
-        "Snapshots found unusable at start (corrupt, truncated, another model or KV settings)");
-    int n_snapshots = 0;
-    std::size_t n_replayed = 0;
-    for (const StoredSession& st : *stored) {
-        SessionOptions o;
-        o.id = st.id;
-        o.prefix = st.prefix;
-        o.on_full = st.roll ? OnFull::kRoll : OnFull::kReject;
-        o.max_context = st.max_context;
-        o.settings = st.settings;
-        auto tenant = tenant_ids.find(st.tenant);
-        if (tenant == tenant_ids.end()) {
-            char* end = nullptr;
-            const long number = std::strtol(st.tenant.c_str(), &end, 10);
-            const bool numeric = !st.tenant.empty() && *end == '\0' && number >= 0 &&
-                                 !options_.durable.tenant_names.contains(static_cast<int>(number));
-            tenant =
-                tenant_ids.emplace(st.tenant, numeric ? static_cast<int>(number) : next_unknown--)
-                    .first;
-        }
-        o.tenant = tenant->second;
-        // The snapshot, when it is intact and this engine's; else the whole log.
-        std::uint64_t after = 0;
-        Result<SessionId> made = NotFound("no snapshot");
-        const fs::path file = s.snapshots->PathOf(st.id);
-        if (fs::exists(file)) {
-            auto snap = ReadSnapshotFile(file, s.engine->snapshot_identity(), false);
-            if (snap.ok() && snap->header.session != st.id) {
-                snap = InvalidArgument("it belongs to session " +
-                                       std::to_string(snap->header.session));
-            }
-            if (snap.ok()) {
-                const std::uint64_t version = snap->header.log_version;
-                made = s.engine->AdoptSession(o, {std::move(snap->tokens), version, file});
-                after = made.ok() ? version : 0;
-            }
-            if (!made.ok()) {
-                rejected.Add();
-                const Status why = snap.ok() ? made.status() : snap.status();
-                std::fprintf(stderr,
-                             "kvstream: session %llu: snapshot %s is unusable (%s); rebuilding "
-                             "the session from its data log\n",
-                             static_cast<unsigned long long>(st.id), file.c_str(),
-                             why.message().c_str());
-            }
-        }
-        n_snapshots += made.ok() ? 1 : 0;
-        const bool from_file = made.ok();
-        if (!made.ok()) {
-            made = s.engine->CreateSession(o);
-        }
-        if (made.ok()) {
-            (from_file ? from_snapshot : from_log).Add();
-        } else {
-            std::fprintf(stderr, "kvstream: session %llu cannot be restored: %s\n",
-                         static_cast<unsigned long long>(st.id), made.status().ToString().c_str());
-            continue;
-        }
-        s.n_sessions[o.tenant] += 1;
-        restored_.emplace_back(st.id, st.settings);
-        for (const StoredFlash& f : st.flash) {
-            if (auto added = s.engine->AddFlash(st.id, FromStored(f), f.id); !added.ok()) {
-                std::fprintf(stderr, "kvstream: session %llu: flash %llu not restored: %s\n",
-                             static_cast<unsigned long long>(st.id),
-                             static_cast<unsigned long long>(f.id),
-                             added.status().ToString().c_str());
-            }
-        }
-        auto log = s.store->LoadLog(st.id, after);
-        if (!log.ok()) {
-            std::fprintf(stderr, "kvstream: session %llu: cannot read its data log: %s\n",
-                         static_cast<unsigned long long>(st.id), log.status().ToString().c_str());
-            continue;
-        }
-        for (const LogEntry& e : *log) {
-            auto queued = s.engine->SubmitAppend(st.id, e.text, {.version = e.version});
-            if (!queued.ok()) {
-                std::fprintf(stderr, "kvstream: session %llu: log entry %llu not replayed: %s\n",
-                             static_cast<unsigned long long>(st.id),
-                             static_cast<unsigned long long>(e.version),
-                             queued.status().ToString().c_str());
-            }
-        }
-        n_replayed += log->size();
-    }
-    for (const auto& [id, settings] : restored_) {
-        s.OpenDesk(id);
-    }
-    if (!stored->empty()) {
-        std::fprintf(stderr,
-                     "kvstream: restored %zu of %zu sessions from %s (%d from snapshots); "
-                     "replaying %zu log entries\n",
-                     restored_.size(), stored->size(), options_.durable.data_dir.c_str(),
-                     n_snapshots, n_replayed);
-    }
-}
-
-Result<std::vector<LogEntry>> Runtime::ReadLog(TenantId tenant,
-                                               SessionId id,
-                                               std::uint64_t after_version,
-                                               std::size_t limit) const {
+void Runtime::ReadLog(TenantId tenant,
+                      SessionId id,
+                      std::uint64_t after_version,
+                      LogPageLimits limits,
+                      Reply<Result<LogPage>> reply) const {
     if (store_ == nullptr) {
-        return Status(StatusCode::kUnavailable,
-                      "this server keeps no data log (it runs without a data folder)");
+        return reply(Status(StatusCode::kUnavailable,
+                            "this server keeps no data log (it runs without a data folder)"));
     }
     if (!board_->Owns(tenant, id)) {
-        return NotFound("unknown session " + std::to_string(id));
+        return reply(NotFound("unknown session " + std::to_string(id)));
     }
-    return store_->LoadLog(id, after_version, limit);
+    store_->ReadLogPage(id, after_version, limits, std::move(reply));
+}
+
+std::future<Result<LogPage>> Runtime::ReadLog(TenantId tenant,
+                                              SessionId id,
+                                              std::uint64_t after_version,
+                                              LogPageLimits limits) const {
+    auto done = std::make_shared<std::promise<Result<LogPage>>>();
+    auto future = done->get_future();
+    ReadLog(tenant, id, after_version, limits,
+            [done](Result<LogPage> page) { done->set_value(std::move(page)); });
+    return future;
 }
 
 }  // namespace kvs

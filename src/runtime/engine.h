@@ -156,9 +156,20 @@ public:
     Result<SessionId> AdoptSession(const SessionOptions& options, SavedSession saved);
 
     // The session's tokens and state now, when it is resident, holds no running query or flash
-    // evaluation and no half-ingested append; else nothing. Marks the session's snapshot version.
-    // `cancel_flash`: a running flash evaluation is rolled back first (shutdown).
-    std::optional<SessionCapture> Capture(SessionId id, bool cancel_flash = false);
+    // evaluation and no half-ingested append, and the copy (state + 4 bytes a token) fits in
+    // `max_bytes`; else nothing. `cancel_flash`: a running flash evaluation is rolled back first
+    // (shutdown). The snapshot version is not changed: ConfirmSnapshot does that once written.
+    std::optional<SessionCapture> Capture(SessionId id,
+                                          bool cancel_flash = false,
+                                          std::size_t max_bytes = SIZE_MAX);
+
+    // A snapshot of `version` is on disk: the session's snapshot version becomes at least that.
+    // No-op for a closed session.
+    void ConfirmSnapshot(SessionId id, std::uint64_t version);
+
+    // The bytes parking may copy for TakeParkCaptures until the next call (capture_on_park): a
+    // park whose copy does not fit takes none (the session is snapshotted at a later chance).
+    void SetParkCaptureRoom(std::size_t n_bytes) { park_capture_room_bytes_ = n_bytes; }
 
     // New sessions and flash questions get ids above these (ids are never reused).
     void ReserveIds(SessionId highest_session, FlashId highest_flash);
@@ -356,6 +367,7 @@ private:
     int n_starved_steps_ = 0;    // consecutive steps whose ingest the target cut below the minimum
     std::map<SessionId, SavedSession> saved_;  // adopted, state not yet loaded (tokens moved out)
     std::vector<SessionCapture> park_captures_;
+    std::size_t park_capture_room_bytes_ = 0;  // what parking may still copy into park_captures_
     SnapshotExpectation identity_;
     MetricsRegistry metrics_;
     StepMetrics step_metrics_{metrics_};

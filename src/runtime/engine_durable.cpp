@@ -106,7 +106,9 @@ Status Engine::LoadSavedState(Session& s) {
     return context_->RestoreSequence(s.seq, snap->state);
 }
 
-std::optional<SessionCapture> Engine::Capture(SessionId id, bool cancel_flash) {
+std::optional<SessionCapture> Engine::Capture(SessionId id,
+                                              bool cancel_flash,
+                                              std::size_t max_bytes) {
     Session* s = FindSession(id);
     if (s != nullptr && cancel_flash && FlashHolds(*s)) {
         CancelFlash(queries_.at(s->running_query));
@@ -114,8 +116,16 @@ std::optional<SessionCapture> Engine::Capture(SessionId id, bool cancel_flash) {
     if (s == nullptr || !s->resident() || s->busy() || !s->at_boundary()) {
         return std::nullopt;
     }
-    s->snapshot_version = s->version;
+    if (context_->SequenceBytes(s->seq) + sizeof(Token) * s->tokens.size() > max_bytes) {
+        return std::nullopt;  // no room in the snapshot budget now
+    }
     return SessionCapture{id, s->version, s->tokens, context_->SaveSequence(s->seq)};
+}
+
+void Engine::ConfirmSnapshot(SessionId id, std::uint64_t version) {
+    if (Session* s = FindSession(id); s != nullptr) {
+        s->snapshot_version = std::max(s->snapshot_version, version);
+    }
 }
 
 void Engine::ReserveIds(SessionId highest_session, FlashId highest_flash) {

@@ -65,7 +65,8 @@ struct EngineOptions {
     DraftOptions draft{};
     int draft_max_decoders = 4;  // measured: pays at 4 decoders, loses at 16 (docs/benchmarks.md)
     // Durable sessions: when parking a session whose snapshot is older than its version, keep a
-    // copy of its state for TakeParkCaptures (the runtime writes it as a snapshot).
+    // copy of its state for TakeParkCaptures (the runtime writes it as a snapshot), while the
+    // room SetParkCaptureRoom gave lasts.
     bool capture_on_park = false;
 };
 

@@ -108,9 +108,12 @@ Status Engine::ParkSession(Session& s) {
     KV_CHECK(s.resident() && !s.busy(), "parking a session that is not idle and resident");
     const auto started = Clock::now();
     std::vector<std::uint8_t> blob = context_->SaveSequence(s.seq);
-    if (options_.capture_on_park && s.version > s.snapshot_version && s.at_boundary()) {
+    // A copy for a snapshot, within the room the snapshot budget leaves (else a later chance).
+    const std::size_t n_capture_bytes = blob.size() + sizeof(Token) * s.tokens.size();
+    if (options_.capture_on_park && s.version > s.snapshot_version && s.at_boundary() &&
+        n_capture_bytes <= park_capture_room_bytes_) {
         park_captures_.push_back({s.id, s.version, s.tokens, blob});
-        s.snapshot_version = s.version;
+        park_capture_room_bytes_ -= n_capture_bytes;
     }
     KV_RETURN_IF_ERROR(park_->Put(s.id, std::move(blob)));
     context_->ClearSequence(s.seq);

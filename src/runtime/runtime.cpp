@@ -43,32 +43,16 @@ void Runtime::EngineThread(std::promise<Status> ready) {
         ready.set_value(st);
         return;
     }
-    metrics_ = &state.engine->metrics();
-    board_ = &state.engine->flash_board();
-    model_ = &state.engine->model();
-    fast_hits_ = &metrics_->GetCounter("kvs_flash_hits_total", "");
     ready.set_value(Status::Ok());
     ServeUntilStopped(state);
-    if (store_ != nullptr) {   // the store's last outcomes reach the engine, then every change
-        desk_.Fence();         // is saved (an admission that queued its command also queued its
-        state.store->Flush();  // log entry)
-        RunCommands(state, TakeCommands(), "a command at shutdown");
-        WriteParkCaptures(state);
-        SnapshotSessions(state, /*all=*/true);
-        state.snapshots->Flush();
+    if (store_ != nullptr) {
+        FinishDurable(state);
     }
     {
         std::lock_guard lock(mu_);
         engine_done_ = true;
     }
-    // Shutdown: whatever still waits is told so.
-    const Status aborted(StatusCode::kAborted, "the server is shutting down");
-    for (auto& [id, q] : state.queries) {
-        Guarded("a query's last reply", [&] { q.reply(aborted); });
-    }
-    for (auto& w : state.append_waits) {
-        Guarded("an append's last reply", [&] { w.reply(aborted); });
-    }
+    state.AbortWaiters();  // shutdown: whatever still waits is told so
     hub_.CloseAll();
 }
 
@@ -79,11 +63,7 @@ Status Runtime::OpenEngine(State& state) {
     EngineOptions engine_options = options_.engine;
     const bool durable = !options_.durable.data_dir.empty();
     if (durable) {
-        KV_RETURN_IF_ERROR(OpenDurable(state));
-        engine_options.capture_on_park = true;
-        if (engine_options.park_dir.empty()) {
-            engine_options.park_dir = options_.durable.data_dir + "/park";
-        }
+        KV_RETURN_IF_ERROR(OpenDurable(state, engine_options));
     }
     auto engine = Engine::Open(engine_options);
     if (!engine.ok()) {
@@ -91,13 +71,14 @@ Status Runtime::OpenEngine(State& state) {
     }
     state.engine = std::move(engine).value();
     if (durable) {
-        state.snapshots = std::make_unique<SnapshotWriter>(
-            std::filesystem::path(options_.durable.data_dir) / "snapshots",
-            state.engine->snapshot_identity(),
-            [&m = state.engine->metrics()](const SnapshotWritten& w) { CountSnapshot(m, w); });
+        StartSnapshots(state);
         RestoreSessions(state);
         store_ = state.store.get();
     }
+    metrics_ = &state.engine->metrics();
+    board_ = &state.engine->flash_board();
+    model_ = &state.engine->model();
+    fast_hits_ = &metrics_->GetCounter("kvs_flash_hits_total", "");
     return Status::Ok();
 }
 
@@ -246,17 +227,7 @@ void Runtime::CloseSession(TenantId tenant, SessionId id, Reply<Status> reply) {
                 s.hub->CloseSession(id);
             }
             if (st.ok() && s.store) {
-                s.snapshots->Remove(id);
-                s.snapshot_marks.erase(id);
-                s.store->DeleteSession(id, [r = std::move(r), id](Status stored) {
-                    r(stored.ok() ? stored
-                                  : Status(StatusCode::kStorage,
-                                           "session " + std::to_string(id) +
-                                               " is closed, but its stored data could not be "
-                                               "deleted (" +
-                                               stored.message() + ")"));
-                });
-                return;
+                return s.runtime->ForgetStored(s, id, std::move(r));
             }
             r(st);
         },
@@ -442,35 +413,6 @@ void Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash, Reply<St
             });
         },
         QueueFull());
-}
-
-Result<std::vector<FlashInfo>> Runtime::ListFlash(TenantId tenant, SessionId id) const {
-    return board_->List(tenant, id);
-}
-
-Result<std::shared_ptr<Subscription>> Runtime::Subscribe(TenantId tenant,
-                                                         SessionId id,
-                                                         const SubscribeOptions& options) {
-    if (options.capacity < 1) {
-        return InvalidArgument("a subscription buffers at least one event");
-    }
-    const auto unknown = [id] { return NotFound("unknown session " + std::to_string(id)); };
-    if (!board_->Owns(tenant, id)) {
-        return unknown();
-    }
-    auto sub = hub_.Subscribe(id, options);
-    if (!board_->Owns(tenant, id)) {  // closed meanwhile: it would never hear kClosed
-        return unknown();
-    }
-    return sub;
-}
-
-std::string Runtime::MetricsTable() {
-    return metrics_->RenderTable();
-}
-
-std::string Runtime::MetricsPrometheus() {
-    return metrics_->RenderPrometheus() + CpuBackendPrometheus();
 }
 
 }  // namespace kvs

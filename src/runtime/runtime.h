@@ -26,6 +26,7 @@
 // and made by this model and KV settings, else from its data log, then the log after it.
 
 #include "engine/backend.h"
+#include "persist/snapshot_writer.h"
 #include "persist/store.h"
 #include "runtime/append_desk.h"
 #include "runtime/engine.h"
@@ -57,6 +58,15 @@ struct DurableOptions {
     // Tenants are stored by name: a session comes back to the tenant of the same name. Ids not
     // listed are stored as their number; stored names not listed get ids no key maps to.
     std::map<TenantId, std::string> tenant_names;
+    // The one budget for session state copied out of the KV cache for snapshots: captures taken
+    // while parking, queued for the snapshot writer or being written, and shutdown's. Over it, a
+    // capture waits for a later chance (parking, periodic) or for the writer (shutdown); the
+    // data log has the data meanwhile. A state larger than the whole budget is captured alone.
+    std::size_t snapshot_memory_bytes = std::size_t{256} << 20;
+    StoreTestHooks store_test_hooks;  // fault injection for tests (persist/store.h)
+    // Tests only (a slow disk): runs on the snapshot writer's thread before each write, with the
+    // most bytes it held at once so far.
+    std::function<void(std::size_t)> snapshot_test_before_write;
 };
 
 struct RuntimeOptions {
@@ -152,13 +162,21 @@ public:
     // (SessionOptions::settings), in id order.
     const std::vector<std::pair<SessionId, std::string>>& restored() const { return restored_; }
 
-    // The session's data log after `after_version`, at most `limit` entries (0: all), in order.
-    // kNotFound for another tenant's or an unknown session; kUnavailable without a data folder.
-    // Reads the store on the caller's thread.
-    Result<std::vector<LogEntry>> ReadLog(TenantId tenant,
-                                          SessionId id,
-                                          std::uint64_t after_version,
-                                          std::size_t limit) const;
+    // One page of the session's data log after `after_version`, in version order, within
+    // `limits` (persist/store.h: entries and bytes of text; `more` says a limit cut it). kNotFound
+    // for another tenant's or an unknown session, kUnavailable without a data folder: both
+    // answered on the caller's thread. Otherwise the read runs on the store's reader thread (its
+    // own read-only connection: never on the caller's thread, never waiting for a commit's
+    // sync) and `reply` runs there; a read error is kInternal, never a short page.
+    void ReadLog(TenantId tenant,
+                 SessionId id,
+                 std::uint64_t after_version,
+                 LogPageLimits limits,
+                 Reply<Result<LogPage>> reply) const;
+    std::future<Result<LogPage>> ReadLog(TenantId tenant,
+                                         SessionId id,
+                                         std::uint64_t after_version,
+                                         LogPageLimits limits = {}) const;
 
     // The loaded model (immutable; tokenizer and chat template reads are safe from any thread).
     const Model& model() const { return *model_; }
@@ -168,8 +186,8 @@ private:
     using Command = std::function<void(State&)>;
 
     explicit Runtime(const RuntimeOptions& options);
-    // The engine thread: opens the engine (and the durable store), serves commands and steps
-    // until Stop, then saves what changed and answers what still waits.
+    // The engine thread: opens the engine (and the durable store, restoring its sessions),
+    // serves commands and steps until Stop, then saves what changed and answers what waits.
     void EngineThread(std::promise<Status> ready);
     Status OpenEngine(State& state);
     void ServeUntilStopped(State& state);
@@ -180,11 +198,23 @@ private:
     // only once the engine thread has stopped taking commands.
     bool EnqueueAlways(Command command);
 
-    // Durable sessions (durable.cpp), on the engine thread.
-    Status OpenDurable(State& s);
+    // Durable sessions (durable.cpp, restore.cpp), on the engine thread.
+    class TenantIds;
+    struct RestoreTally;
+    // Locks and opens the data folder; sets the engine options durable sessions need.
+    Status OpenDurable(State& s, EngineOptions& engine_options);
+    void StartSnapshots(State& s);
+    void FinishDurable(State& s);  // shutdown: the store's last outcomes, then every change saved
     void RestoreSessions(State& s);
+    // One stored session; false when it is not restored (the reason is printed).
+    bool RestoreSession(State& s, const StoredSession& st, TenantId tenant, RestoreTally& tally);
+    void ReplayStored(State& s, const StoredSession& st, const std::vector<LogEntry>& log);
     void SnapshotSessions(State& s, bool all);  // the due ones, or all that changed (shutdown)
     void WriteParkCaptures(State& s);
+    // A closed session's snapshot and stored data are deleted; `r` gets the store's outcome.
+    void ForgetStored(State& s, SessionId id, Reply<Status> r);
+    // On the snapshot writer's thread: metrics, and the engine learns what is on disk.
+    void SnapshotDone(MetricsRegistry& m, const SnapshotWritten& w);
     void StoreCreated(State& s, SessionId id, const SessionOptions& o, Reply<Result<SessionId>> r);
     // What the store's outcome of an append does: confirm or revoke it in the engine, answer.
     std::function<void(Status)> AppendOutcome(SessionId id,

@@ -1,6 +1,8 @@
 #pragma once
 // The engine thread's state behind a Runtime (runtime.cpp, durable.cpp): internal to runtime/.
 
+#include "common/file_lock.h"
+#include "common/guard.h"
 #include "persist/snapshot_writer.h"
 #include "persist/store.h"
 #include "runtime/runtime.h"
@@ -26,6 +28,9 @@ struct Runtime::State {
         Reply<Result<AppendResult>> reply;
     };
 
+    // The data folder's lock (durable.cpp): declared first, so destroyed last, after the engine
+    // (its park spill files), the snapshot writer and the store have finished their last writes.
+    FileLock folder_lock;
     std::unique_ptr<Engine> engine;
     Runtime* runtime = nullptr;
     EventHub* hub = nullptr;
@@ -47,9 +52,6 @@ struct Runtime::State {
 
     std::map<SessionId, SnapshotMark> snapshot_marks;
     std::chrono::steady_clock::time_point next_snapshot_check;
-    int lock_fd = -1;  // flock on the data folder
-
-    ~State();
 
     // Opens a session just made or restored for appends (runtime/append_desk.h).
     void OpenDesk(SessionId id) {
@@ -118,6 +120,16 @@ struct Runtime::State {
         }
     }
 
+    void AbortWaiters() {
+        const Status aborted(StatusCode::kAborted, "the server is shutting down");
+        for (auto& [id, q] : queries) {
+            Guarded("a query's last reply", [&] { q.reply(aborted); });
+        }
+        for (auto& w : append_waits) {
+            Guarded("an append's last reply", [&] { w.reply(aborted); });
+        }
+    }
+
     void ResolveAppendWaits(SessionId session, std::uint64_t version, const Status& status) {
         std::erase_if(append_waits, [&](AppendWait& w) {
             if (w.session != session || w.version > version) {
@@ -135,9 +147,6 @@ struct Runtime::State {
 
 // kStorage: "<what> (<why>); nothing was acknowledged".
 Status StorageError(const std::string& what, const Status& why);
-
-// Counts a snapshot write (and reports a failed one on stderr); runs on the writer's thread.
-void CountSnapshot(MetricsRegistry& m, const SnapshotWritten& w);
 
 // A question as the store keeps it.
 StoredFlash ToStored(FlashId id, const FlashOptions& options);

@@ -148,7 +148,7 @@ Status WriteSpillFile(const fs::path& path, SessionId id, std::span<const std::u
     std::memcpy(h.magic.data(), kMagic.data(), kMagic.size());
     const auto* head = reinterpret_cast<const std::uint8_t*>(&h);
     const Status st = WriteFileAtomic(path, {std::span(head, sizeof(h)), payload});
-    return st.ok() ? st : Internal("spill file: " + st.message());
+    return st.ok() ? st : Status(StatusCode::kStorage, "spill file: " + st.message());
 }
 
 // What is wrong with a header, or "" when it matches `id` and `n_bytes`.
@@ -176,8 +176,8 @@ Result<std::vector<std::uint8_t>> ReadSpillFile(const fs::path& path,
     const std::uintmax_t have = fs::file_size(path, ec);
     Fd fd(ec ? -1 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.Get() < 0) {
-        return Internal(lost + "cannot open " + path.string() + ": " +
-                        (ec ? ec.message() : ErrnoText(errno)));
+        return Status(StatusCode::kStorage, lost + "cannot open " + path.string() + ": " +
+                                                (ec ? ec.message() : ErrnoText(errno)));
     }
     const std::uintmax_t want = kHeaderBytes + n_bytes;
     if (have != want) {
@@ -192,7 +192,8 @@ Result<std::vector<std::uint8_t>> ReadSpillFile(const fs::path& path,
         err = MoveAll(::read, fd.Get(), payload.data(), n_bytes);
     }
     if (err != 0) {
-        return Internal(lost + "cannot read " + path.string() + ": " + ErrnoText(err));
+        return Status(StatusCode::kStorage,
+                      lost + "cannot read " + path.string() + ": " + ErrnoText(err));
     }
     if (const std::string bad = CheckHeader(header, id, n_bytes); !bad.empty()) {
         return Internal(lost + path.string() + " " + bad);
@@ -233,13 +234,17 @@ Result<int> LockFolder(const fs::path& dir) {
     const fs::path path = dir / kLockName;
     Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (fd.Get() < 0) {
-        return InvalidArgument("cannot create " + path.string() + ": " + ErrnoText(errno));
+        return Status(StatusCode::kStorage,
+                      "cannot create " + path.string() + ": " + ErrnoText(errno));
     }
     if (::flock(fd.Get(), LOCK_EX | LOCK_NB) != 0) {
         const int err = errno;
-        return InvalidArgument("spill_dir " + dir.string() +
-                               (err == EWOULDBLOCK ? " is in use by another ParkStore"
-                                                   : " cannot be locked: " + ErrnoText(err)));
+        if (err == EWOULDBLOCK) {
+            return Status(StatusCode::kUnavailable,
+                          "spill_dir " + dir.string() + " is in use by another ParkStore");
+        }
+        return Status(StatusCode::kStorage,
+                      "spill_dir " + dir.string() + " cannot be locked: " + ErrnoText(err));
     }
     return fd.Release();
 }
@@ -258,10 +263,13 @@ Result<std::unique_ptr<ParkStore>> ParkStore::Create(ParkStoreOptions options) {
     }
     const fs::path dir = options.spill_dir;
     std::error_code ec;
+    if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
+        return InvalidArgument("spill_dir " + dir.string() + " is not a folder");
+    }
     const bool created = fs::create_directories(dir, ec);
     if (ec || !fs::is_directory(dir, ec)) {
-        return InvalidArgument("spill_dir " + dir.string() + " is not a usable folder" +
-                               (ec ? ": " + ec.message() : ""));
+        return Status(StatusCode::kStorage, "cannot create spill_dir " + dir.string() + ": " +
+                                                (ec ? ec.message() : "it is not a folder"));
     }
     Result<int> lock_fd = LockFolder(dir);
     if (!lock_fd.ok()) {
@@ -361,9 +369,9 @@ Status ParkStore::SpillOthersUntil(std::size_t limit_bytes, SessionId keep) {
         }
         const Status status = WriteToDisk(victim, entries_.at(victim).blob);
         if (!status.ok()) {
-            return Internal("cannot park session " + std::to_string(keep) + ": spilling session " +
-                            std::to_string(victim) +
-                            " failed (it stays in RAM): " + status.message());
+            return Status(status.code(), "cannot park session " + std::to_string(keep) +
+                                             ": spilling session " + std::to_string(victim) +
+                                             " failed (it stays in RAM): " + status.message());
         }
     }
     return Status::Ok();

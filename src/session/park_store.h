@@ -54,8 +54,9 @@ std::uint64_t ParkChecksum(std::span<const std::uint8_t> bytes);
 
 class ParkStore {
 public:
-    // Errors: kInvalidArgument when spill_dir cannot be created, is not a folder, or is in use
-    // by another live ParkStore. With an empty spill_dir nothing touches the disk.
+    // Errors: kStorage (the path and the errno text) when spill_dir or its lock file cannot be
+    // created; kUnavailable when another live ParkStore uses the folder; kInvalidArgument when
+    // spill_dir exists and is not a folder. With an empty spill_dir nothing touches the disk.
     static Result<std::unique_ptr<ParkStore>> Create(ParkStoreOptions options);
 
     // Removes every spill file of the folder, the lock file, and spill_dir when Create made it
@@ -71,14 +72,15 @@ public:
     // to disk before an error.
     // Errors: kResourceExhausted when the blob does not fit the budget (after counting out the
     //         older blob of `id`) and there is no spill_dir; the store is unchanged.
-    //         kInternal when a spill file cannot be written (message names the session, the file
+    //         kStorage when a spill file cannot be written (message names the session, the file
     //         and errno); the victim that failed stays in RAM, host bytes stay within the budget.
     Status Put(SessionId id, std::vector<std::uint8_t>&& blob);
 
     // Removes and returns the blob of `id`; a spilled blob is read, verified and its file removed.
-    // Errors: kNotFound when `id` is not parked. kInternal when the spill file is missing,
-    //         truncated, malformed or fails its checksum: the entry is dropped (the blob is lost,
-    //         and the message says so) and the file removed.
+    // Errors: kNotFound when `id` is not parked. kStorage when the spill file cannot be opened
+    //         or read (the path and errno), kInternal when it is truncated, malformed or fails
+    //         its checksum: either way the entry is dropped (the blob is lost, and the message
+    //         says so) and the file removed.
     Result<std::vector<std::uint8_t>> Take(SessionId id);
 
     // Drops the blob of `id` and its spill file; no-op when absent.

@@ -57,8 +57,10 @@ test('a restart keeps owners, record formats, flash questions and data', async (
     { version: 1, text: 'T1 reads 20.5\n' }, { version: 2, text: 'T2 reads 7\n' },
   ]);
   assert.equal(log.json.more, false);
+  const first = await alice.get(`/v1/sessions/${id}/data?limit=1`);
+  assert.deepEqual(first.json, { entries: [{ version: 1, text: 'T1 reads 20.5\n' }], more: true, next_after: 1 });
   const page = await alice.get(`/v1/sessions/${id}/data?after=1&limit=1`);
-  assert.deepEqual(page.json, { entries: [{ version: 2, text: 'T2 reads 7\n' }], more: true });
+  assert.deepEqual(page.json, { entries: [{ version: 2, text: 'T2 reads 7\n' }], more: false, next_after: 2 });
   assert.equal((await bob.get(`/v1/sessions/${id}/data`)).status, 404);
   for (const bad of ['?limit=0', '?limit=x', '?after=-1', '?since=3']) {
     const r = await alice.get(`/v1/sessions/${id}/data${bad}`);

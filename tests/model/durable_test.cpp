@@ -153,12 +153,12 @@ TEST_P(DurableTest, SessionsComeBackFromSnapshotsThenFromLogs) {
         ASSERT_TRUE(appended.ok());
         EXPECT_EQ(appended->version, 5U);
         after_five = *rt->Query(1, a, Q(2)).get();
-        auto log = rt->ReadLog(1, a, 0, 0);
+        auto log = rt->ReadLog(1, a, 0).get();
         ASSERT_TRUE(log.ok());
-        ASSERT_EQ(log->size(), texts.size());
+        ASSERT_EQ(log->entries.size(), texts.size());
         for (std::size_t i = 0; i < texts.size(); ++i) {
-            EXPECT_EQ((*log)[i].text, texts[i]);
-            EXPECT_EQ((*log)[i].version, i + 1);
+            EXPECT_EQ(log->entries[i].text, texts[i]);
+            EXPECT_EQ(log->entries[i].version, i + 1);
         }
     }
     EXPECT_TRUE(Agree(after_five, Reference(Options(), prefix, texts, 2), GetParam() + " 5"));
@@ -297,7 +297,7 @@ TEST_P(DurableTest, AFullStoreFailsAppendsAndChangesNothing) {
         auto answer = rt->Query(1, id, Q(0)).get();
         ASSERT_TRUE(answer.ok()) << answer.status().ToString();
         EXPECT_EQ(answer->version, acked.size());
-        EXPECT_EQ(rt->ReadLog(1, id, 0, 0)->size(), acked.size());
+        EXPECT_EQ(rt->ReadLog(1, id, 0).get()->entries.size(), acked.size());
         // Sessions that cannot be stored are not created.
         Status refused;
         for (int i = 0; i < 50 && refused.ok(); ++i) {
@@ -314,8 +314,9 @@ TEST_P(DurableTest, AFullStoreFailsAppendsAndChangesNothing) {
     }
     auto rt = Start(Options());
     ASSERT_TRUE(rt);
-    auto log = rt->ReadLog(1, id, 0, 0);
-    ASSERT_TRUE(log.ok());
+    auto page = rt->ReadLog(1, id, 0).get();
+    ASSERT_TRUE(page.ok());
+    const std::vector<LogEntry>* log = &page->entries;
     ASSERT_EQ(log->size(), acked.size());
     for (std::size_t i = 0; i < acked.size(); ++i) {
         EXPECT_EQ((*log)[i].text, acked[i]);
@@ -339,7 +340,7 @@ TEST_P(DurableTest, DeletingASessionDeletesItsDataAndSnapshot) {
         }
         ASSERT_TRUE(fs::exists(SnapshotOf(id))) << "a periodic snapshot was written";
         ASSERT_TRUE(rt->CloseSession(1, id).get().ok());
-        EXPECT_EQ(rt->ReadLog(1, id, 0, 0).status().code(), StatusCode::kNotFound);
+        EXPECT_EQ(rt->ReadLog(1, id, 0).get().status().code(), StatusCode::kNotFound);
     }
     EXPECT_FALSE(fs::exists(SnapshotOf(id)));
     auto rt = Start(o);

@@ -198,7 +198,7 @@ TEST_F(ParkStoreTest, WithoutSpillDirPastBudgetIsResourceExhaustedAndChangesNoth
     EXPECT_EQ(*store.Take(2), MakeBlob(100, 2));
 }
 
-TEST_F(ParkStoreTest, DamagedSpillFileIsInternalAndDropsEntry) {
+TEST_F(ParkStoreTest, DamagedSpillFileIsAnErrorAndDropsEntry) {
     ParkStore& store = Open(0);  // every non-empty blob goes to disk
     for (SessionId id = 1; id <= 4; ++id) {
         ASSERT_TRUE(store.Put(id, MakeBlob(1000, id)).ok());
@@ -219,7 +219,8 @@ TEST_F(ParkStoreTest, DamagedSpillFileIsInternalAndDropsEntry) {
     for (const auto& [id, what] : cases) {
         const auto taken = store.Take(id);
         ASSERT_FALSE(taken.ok()) << id;
-        EXPECT_EQ(taken.status().code(), StatusCode::kInternal);
+        // A file that cannot be read is a storage error; a damaged one is internal.
+        EXPECT_EQ(taken.status().code(), id == 3 ? StatusCode::kStorage : StatusCode::kInternal);
         const std::string& message = taken.status().message();
         EXPECT_NE(message.find(what), std::string::npos) << message;
         EXPECT_NE(message.find("session " + std::to_string(id) + " is lost"), std::string::npos)
@@ -248,14 +249,14 @@ TEST_F(ParkStoreTest, FailedSpillKeepsEveryBlob) {
     fs::create_directories(dir_ / "1.park.tmp");  // opening the temp file for writing fails
     Blob blob = MakeBlob(100, 3);
     Status status = store.Put(3, std::move(blob));
-    EXPECT_EQ(status.code(), StatusCode::kInternal);
+    EXPECT_EQ(status.code(), StatusCode::kStorage);
     EXPECT_NE(status.message().find("spilling session 1"), std::string::npos) << status.message();
     EXPECT_EQ(blob, MakeBlob(100, 3));  // NOLINT(bugprone-use-after-move): kept on error
     EXPECT_FALSE(store.IsOnDisk(1));
     EXPECT_FALSE(store.Contains(3));
     fs::create_directories(dir_ / "4.park.tmp");
     Blob big = MakeBlob(300, 4);
-    EXPECT_EQ(store.Put(4, std::move(big)).code(), StatusCode::kInternal);
+    EXPECT_EQ(store.Put(4, std::move(big)).code(), StatusCode::kStorage);
     EXPECT_EQ(big.size(), 300U);  // NOLINT(bugprone-use-after-move)
     fs::remove(dir_ / "1.park.tmp");
     ASSERT_TRUE(store.Put(3, std::move(blob)).ok());
@@ -283,7 +284,7 @@ TEST_F(ParkStoreTest, OneStorePerFolderAndStaleFilesAreSwept) {
     ParkStoreOptions options;
     options.spill_dir = dir_.string();
     const auto second = ParkStore::Create(options);
-    EXPECT_EQ(second.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
     EXPECT_NE(second.status().message().find("in use"), std::string::npos);
     ASSERT_TRUE(store.Put(1, MakeBlob(20, 1)).ok());
     store_.reset();
@@ -292,6 +293,32 @@ TEST_F(ParkStoreTest, OneStorePerFolderAndStaleFilesAreSwept) {
     ParkStoreOptions file_options;
     file_options.spill_dir = (dir_ / "notes.txt").string();
     EXPECT_EQ(ParkStore::Create(file_options).status().code(), StatusCode::kInvalidArgument);
+}
+
+// I/O failures are storage errors naming the path and the errno text; a folder in use is
+// unavailable; only a spill_dir that exists and is not a folder is a bad argument.
+TEST_F(ParkStoreTest, IoFailuresAreStorageErrorsWithPathAndErrno) {
+    std::ofstream(root_ / "plain") << "a file";
+    ParkStoreOptions under_file;
+    under_file.spill_dir = (root_ / "plain" / "spill").string();
+    const auto made = ParkStore::Create(under_file);
+    EXPECT_EQ(made.status().code(), StatusCode::kStorage) << made.status().ToString();
+    EXPECT_NE(made.status().message().find(under_file.spill_dir), std::string::npos)
+        << made.status().ToString();
+    EXPECT_NE(made.status().message().find("Not a directory"), std::string::npos)
+        << made.status().ToString();
+
+    ParkStore& store = Open(100);
+    ParkStoreOptions same;
+    same.spill_dir = dir_.string();
+    EXPECT_EQ(ParkStore::Create(same).status().code(), StatusCode::kUnavailable);
+
+    fs::create_directories(dir_ / "7.park.tmp");  // opening the temp file for writing fails
+    const Status spill = store.Put(7, MakeBlob(300, 7));
+    EXPECT_EQ(spill.code(), StatusCode::kStorage) << spill.ToString();
+    EXPECT_NE(spill.message().find((dir_ / "7.park").string()), std::string::npos)
+        << spill.ToString();
+    EXPECT_NE(spill.message().find("Is a directory"), std::string::npos) << spill.ToString();
 }
 
 TEST_F(ParkStoreTest, RandomOperationsMatchAMapModel) {

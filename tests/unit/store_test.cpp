@@ -189,7 +189,9 @@ TEST_F(StoreTest, AFailedBatchWritesNothing) {
 }
 
 TEST_F(StoreTest, BadPathsAndPoliciesAreClearErrors) {
-    auto bad = Store::Open({(dir_ / "missing" / "x.db").string()});
+    StoreOptions missing;
+    missing.path = (dir_ / "missing" / "x.db").string();
+    auto bad = Store::Open(missing);
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.status().message().find("cannot open the session store"), std::string::npos);
     EXPECT_EQ(*ParseSyncPolicy("full"), SyncPolicy::kFull);

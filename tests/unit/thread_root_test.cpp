@@ -48,12 +48,13 @@ TEST(ThreadRoots, AThrowingSnapshotCallbackLeavesTheWriterRunning) {
     const auto dir = TempDir("snap");
     int n_done = 0;
     {
-        SnapshotWriter writer(dir, {1, 2}, [&n_done](const SnapshotWritten& w) {
-            n_done += 1;
-            if (w.session == 1) {
-                throw std::runtime_error("rendering failed");
-            }
-        });
+        SnapshotWriter writer(dir, {1, 2}, std::size_t{1} << 20,
+                              [&n_done](const SnapshotWritten& w) {
+                                  n_done += 1;
+                                  if (w.session == 1) {
+                                      throw std::runtime_error("rendering failed");
+                                  }
+                              });
         writer.Write({1, 1, {1, 2, 3}, {9, 9}});
         writer.Flush();
         writer.Write({2, 1, {4, 5}, {8}});
