@@ -124,7 +124,7 @@ AppendFigures MeasureAppends(const DurableBenchOptions& o, const std::string& mo
         Check(id.status(), "creating a session");
         ids.push_back(*id);
     }
-    const AppendFigures figures = TimeAppends(mode, o, [&](int c, int, std::string line) {
+    AppendFigures figures = TimeAppends(mode, o, [&](int c, int, std::string line) {
         Check(rt->Append(0, ids[static_cast<std::size_t>(c)], std::move(line)).get().status(),
               "appending");
     });
@@ -146,7 +146,7 @@ AppendFigures MeasureStore(const DurableBenchOptions& o, SyncPolicy sync, const 
             std::promise<Status> done;
             (*store)->Append(
                 {static_cast<SessionId>(c + 1), static_cast<std::uint64_t>(i + 1), std::move(line)},
-                [&done](Status st) { done.set_value(st); });
+                [&done](const Status& st) { done.set_value(st); });
             Check(done.get_future().get(), "appending to the store");
         });
     const StoreStats stats = (*store)->stats();

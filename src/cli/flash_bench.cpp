@@ -254,7 +254,7 @@ ContextResult RunContext(const FlashBenchOptions& o, int n_context) {
             TimeHits(rt, id, FlashQuery({question.text, o.max_tokens, {}}), o.hits_per_question,
                      r.hit_us);
         }
-        progress.Update(static_cast<std::size_t>(u + 1));
+        progress.Update(static_cast<std::size_t>(u) + 1);
     }
     progress.Finish();
     const auto stream_end = Clock::now() + std::chrono::milliseconds(0);

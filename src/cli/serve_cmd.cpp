@@ -171,7 +171,7 @@ void RunServe(ServeOptions o) {
     std::printf("kvstream: stopped\n");
 }
 
-std::string Trim(std::string s) {
+std::string Trim(const std::string& s) {
     const auto b = s.find_first_not_of(" \t\r");
     const auto e = s.find_last_not_of(" \t\r");
     return b == std::string::npos ? "" : s.substr(b, e - b + 1);

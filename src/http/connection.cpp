@@ -13,7 +13,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr std::size_t kHeaderLimit = 16 * 1024;
+constexpr std::size_t kHeaderLimit = std::size_t{16} * 1024;
 
 int HexValue(char c) {
     if (c >= '0' && c <= '9') {
@@ -260,7 +260,7 @@ void Connection::KeepAlive() {
         if (ec || self->closed_) {
             return;
         }
-        self->queue_.push_back(": keep-alive\n\n");
+        self->queue_.emplace_back(": keep-alive\n\n");
         self->Flush();
         self->KeepAlive();
     });

@@ -221,7 +221,7 @@ void Api::Completions(Call& c, bool chat) {
     const Completion meta{id, UnixNow(), model_id_, chat};
     if (!stream) {
         c.rt->Stateless(c.tenant.id, std::move(prompt), std::move(q), chat,
-                        [ex = c.ex, meta](Result<Answer> a) { ReplyWhole(*ex, meta, a); });
+                        [ex = c.ex, meta](const Result<Answer>& a) { ReplyWhole(*ex, meta, a); });
         return;
     }
     auto cancel = std::make_shared<std::atomic<bool>>(false);
@@ -236,7 +236,7 @@ void Api::Completions(Call& c, bool chat) {
         ex->Write(meta.Chunk(meta.chat ? Json{{"content", text}} : Json(text), nullptr));
     };
     c.rt->Stateless(c.tenant.id, std::move(prompt), std::move(q), chat,
-                    [ex = c.ex, meta](Result<Answer> a) { EndStream(*ex, meta, a); });
+                    [ex = c.ex, meta](const Result<Answer>& a) { EndStream(*ex, meta, a); });
 }
 
 }  // namespace kvs::http
