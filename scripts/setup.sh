@@ -2,7 +2,8 @@
 # Sets up everything kvstream needs on Debian 12 and builds it. Idempotent: installs only the
 # missing Debian packages, reuses the cached llama.cpp build, and rebuilds kvstream incrementally.
 #
-# Usage: scripts/setup.sh [build-dir]   (default: build)
+# Usage: scripts/setup.sh [build-dir [cmake options...]]   (default: build)
+#        e.g. scripts/setup.sh build-asan -DKVSTREAM_SANITIZE=address (what scripts/test.sh does)
 # Env:   KVSTREAM_LLAMA_PREFIX  use an existing llama.cpp install instead of building the pinned one
 #        KVSTREAM_CUDA=1        build the pinned llama.cpp with its CUDA backend (needs nvcc)
 #        KVSTREAM_AMX=1         keep ggml's AMX CPU variant (left out: it crashes, llama.cpp #20824)
@@ -52,7 +53,8 @@ else
 fi
 
 build="${1:-build}"
+shift || true
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DKVSTREAM_LLAMA_PREFIX="$prefix" >/dev/null
+      -DKVSTREAM_LLAMA_PREFIX="$prefix" "$@" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 echo "setup: built $build/kvstream (libllama from $prefix)" >&2

@@ -1,9 +1,11 @@
 #include "bench/child_process.h"
 
+#include "common/fd.h"
+
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
+#include <cstring>  // sigdescr_np
 #include <fcntl.h>
 #include <fstream>
 #include <netinet/in.h>
@@ -15,15 +17,24 @@
 #include <unistd.h>
 
 namespace kvs::bench {
+namespace {
+
+// "Terminated" for SIGTERM (sigdescr_np: strsignal without its static buffer).
+std::string SignalName(int sig) {
+    const char* name = sigdescr_np(sig);
+    return name != nullptr ? name : "signal " + std::to_string(sig);
+}
+
+}  // namespace
 
 Result<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
                                          const std::string& log_path) {
     if (argv.empty() || access(argv[0].c_str(), X_OK) != 0) {
         return NotFound("cannot run " + (argv.empty() ? std::string("nothing") : argv[0]));
     }
-    const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (log < 0) {
-        return InvalidArgument("cannot write " + log_path + ": " + std::strerror(errno));
+    const UniqueFd log = OpenFd(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (!log.valid()) {
+        return InvalidArgument("cannot write " + log_path + ": " + ErrnoText(errno));
     }
     std::vector<char*> args;
     for (const auto& a : argv) {
@@ -32,20 +43,18 @@ Result<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
     args.push_back(nullptr);
     const pid_t pid = fork();
     if (pid < 0) {
-        close(log);
-        return Internal(std::string("fork: ") + std::strerror(errno));
+        return Internal("fork: " + ErrnoText(errno));
     }
     if (pid == 0) {                        // the child: only async-signal-safe calls until exec
         prctl(PR_SET_PDEATHSIG, SIGTERM);  // a benchmark that dies takes its servers along
-        dup2(log, STDOUT_FILENO);
-        dup2(log, STDERR_FILENO);
+        dup2(log.get(), STDOUT_FILENO);
+        dup2(log.get(), STDERR_FILENO);
         const int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, STDIN_FILENO);
         execv(args[0], args.data());
         _exit(127);
     }
-    close(log);
-    return ChildProcess(pid, log_path);
+    return ChildProcess(pid, log_path);  // the parent's copy of `log` closes here
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
@@ -66,10 +75,9 @@ bool ChildProcess::Running(std::string* why) {
         return true;
     }
     if (why != nullptr) {
-        *why = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-               : WIFSIGNALED(status)
-                   ? std::string("killed by signal ") + strsignal(WTERMSIG(status))
-                   : "stopped";
+        *why = WIFEXITED(status)     ? "exited with status " + std::to_string(WEXITSTATUS(status))
+               : WIFSIGNALED(status) ? "killed by signal " + SignalName(WTERMSIG(status))
+                                     : "stopped";
     }
     pid_ = -1;
     return false;
@@ -126,19 +134,18 @@ void ChildProcess::Stop(double grace_s) {
 }
 
 Result<int> FreeLoopbackPort() {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return Internal(std::string("socket: ") + std::strerror(errno));
+    const UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) {
+        return Internal("socket: " + ErrnoText(errno));
     }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof addr;
-    const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-    close(fd);
+    const bool ok = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0;
     if (!ok) {
-        return Internal(std::string("no free port: ") + std::strerror(errno));
+        return Internal("no free port: " + ErrnoText(errno));
     }
     return static_cast<int>(ntohs(addr.sin_port));
 }

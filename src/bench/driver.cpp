@@ -168,6 +168,46 @@ void RunSweep(Phase& p, int s) {
     }
 }
 
+// The warm-up answers as samples (marked warmup: the report leaves them out of the figures).
+void AddWarmupSamples(SystemRun& run, const Workload& workload, const std::vector<Answer>& warmup) {
+    for (std::size_t i = 0; i < warmup.size(); ++i) {
+        QuerySample s;
+        s.system = run.system;
+        s.round = run.round;
+        s.session = static_cast<int>(i);
+        s.warmup = true;
+        s.context_tokens = workload.start_tokens[i];
+        s.answer = warmup[i];
+        run.samples.push_back(std::move(s));
+    }
+}
+
+// The measured phase's progress bar, updated every 250 ms until `done` (on its own thread).
+void ShowProgress(Phase& phase, const std::string& label, const std::atomic<bool>& done) {
+    const Scenario& scenario = phase.scenario;
+    std::size_t expected = 0;
+    for (std::size_t s = 0; s < scenario.sessions.size(); ++s) {
+        expected += scenario.sweep()
+                        ? std::min<std::size_t>(scenario.after_bars.size(), phase.MaxQuestions())
+                        : std::min<std::size_t>(phase.workload.question_times[s].size(),
+                                                phase.MaxQuestions());
+    }
+    ProgressBar bar(label + " questions", expected);
+    while (!done) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        int bars = 0;
+        {
+            std::lock_guard lock(phase.mu);
+            bars = phase.run.bars;
+        }
+        char note[96];
+        std::snprintf(note, sizeof note, "%.0f s, %d bars, %d failed", SecondsSince(phase.start),
+                      bars, phase.failed.load());
+        bar.Update(phase.answered + phase.failed, note);
+    }
+    bar.Finish();
+}
+
 }  // namespace
 
 SystemRun RunSystem(const Scenario& scenario,
@@ -200,16 +240,7 @@ SystemRun RunSystem(const Scenario& scenario,
         return run;
     }
     run.warmup_s = SecondsSince(t0);
-    for (std::size_t i = 0; i < warmup.size(); ++i) {
-        QuerySample s;
-        s.system = kind;
-        s.round = round;
-        s.session = static_cast<int>(i);
-        s.warmup = true;
-        s.context_tokens = workload.start_tokens[i];
-        s.answer = warmup[i];
-        run.samples.push_back(std::move(s));
-    }
+    AddWarmupSamples(run, workload, warmup);
     std::fprintf(stderr, "%s warm-up done in %.1f s\n", label.c_str(), run.warmup_s);
 
     const int n = static_cast<int>(scenario.sessions.size());
@@ -229,29 +260,7 @@ SystemRun RunSystem(const Scenario& scenario,
             [&phase, s] { phase.scenario.sweep() ? RunSweep(phase, s) : RunPoisson(phase, s); });
     }
     std::atomic<bool> done{false};
-    std::thread progress([&] {
-        std::size_t expected = 0;
-        for (int s = 0; s < n; ++s) {
-            expected += scenario.sweep() ? std::min<std::size_t>(scenario.after_bars.size(),
-                                                                 phase.MaxQuestions())
-                                         : std::min<std::size_t>(workload.question_times[s].size(),
-                                                                 phase.MaxQuestions());
-        }
-        ProgressBar bar(label + " questions", expected);
-        while (!done) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(250));
-            int bars = 0;
-            {
-                std::lock_guard lock(phase.mu);
-                bars = run.bars;
-            }
-            char note[96];
-            std::snprintf(note, sizeof note, "%.0f s, %d bars, %d failed",
-                          SecondsSince(phase.start), bars, phase.failed.load());
-            bar.Update(phase.answered + phase.failed, note);
-        }
-        bar.Finish();
-    });
+    std::thread progress([&] { ShowProgress(phase, label, done); });
     for (auto& t : threads) {
         t.join();
     }

@@ -36,9 +36,6 @@ struct RunInfo {
     double wall_s = 0;
 };
 
-// Percentile p (0..100) by nearest rank; 0 for an empty list.
-double Percentile(std::vector<double> values, double p);
-
 Status WriteResults(const std::string& out_dir,
                     const Scenario& scenario,
                     const RunInfo& info,

@@ -163,40 +163,10 @@ int Scenario::MeasuredBars() const {
     return static_cast<int>(std::ceil(duration_s * bars_per_second)) + 1;
 }
 
-Result<Scenario> ParseScenario(const std::string& text, const std::string& origin) {
-    Json doc = Json::parse(text, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) {
-        return InvalidArgument(origin + ": not a JSON object");
-    }
-    Scenario s;
-    const Reader r(doc, origin);
-    KV_RETURN_IF_ERROR(
-        r.Unknown({"name", "description", "model", "threads", "seed", "sessions", "bars_per_second",
-                   "question_gap_s", "duration_s", "after_bars", "questions", "flash_questions",
-                   "answer_tokens", "systems", "shared_slots", "max_questions", "rounds", "floor",
-                   "serial_questions"}));
-    KV_RETURN_IF_ERROR(r.String("name", s.name));
-    KV_RETURN_IF_ERROR(r.String("description", s.description));
-    KV_RETURN_IF_ERROR(r.String("model", s.model));
-    KV_RETURN_IF_ERROR(r.Integer("threads", 1, 512, s.threads));
-    KV_RETURN_IF_ERROR(r.Integer("seed", 0, 9e15, s.seed));
-    KV_RETURN_IF_ERROR(r.Number("bars_per_second", 1e-4, 1000, s.bars_per_second));
-    KV_RETURN_IF_ERROR(r.Number("question_gap_s", 0.01, 1e6, s.question_gap_s));
-    KV_RETURN_IF_ERROR(r.Number("duration_s", 1, 1e6, s.duration_s));
-    KV_RETURN_IF_ERROR(r.Integer("answer_tokens", 1, 4096, s.answer_tokens));
-    KV_RETURN_IF_ERROR(r.Integer("shared_slots", 1, 256, s.shared_slots));
-    KV_RETURN_IF_ERROR(r.Integer("rounds", 1, 100, s.rounds));
-    KV_RETURN_IF_ERROR(r.Bool("floor", s.floor));
-    KV_RETURN_IF_ERROR(r.Bool("serial_questions", s.serial_questions));
-    KV_RETURN_IF_ERROR(r.Strings("questions", s.questions));
-    KV_RETURN_IF_ERROR(r.Strings("flash_questions", s.flash_questions));
-    if (s.name.empty()) {
-        return r.Bad("name", "is required");
-    }
-    if (s.questions.empty()) {
-        return r.Bad("questions", "must list at least one question");
-    }
+namespace {
 
+// "sessions": a non-empty array of {feed, context_tokens, start_bar}.
+Status ParseSessions(const Json& doc, const Reader& r, const std::string& origin, Scenario& s) {
     if (!doc.contains("sessions") || !doc["sessions"].is_array() || doc["sessions"].empty()) {
         return r.Bad("sessions", "must be a non-empty array");
     }
@@ -223,7 +193,11 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& origi
         }
         s.sessions.push_back(spec);
     }
+    return Status::Ok();
+}
 
+// "after_bars" (optional): the sweep's counts of bars between questions.
+Status ParseAfterBars(const Json& doc, const Reader& r, Scenario& s) {
     if (doc.contains("after_bars")) {
         if (!doc["after_bars"].is_array() || doc["after_bars"].empty()) {
             return r.Bad("after_bars", "must be a non-empty array of bar counts");
@@ -235,7 +209,11 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& origi
             s.after_bars.push_back(v.get<int>());
         }
     }
+    return Status::Ok();
+}
 
+// "systems" (default: all; kvstream-flash only with flash questions) and "max_questions".
+Status ParseSystems(const Json& doc, const Reader& r, Scenario& s) {
     std::vector<std::string> names;
     KV_RETURN_IF_ERROR(r.Strings("systems", names));
     if (names.empty()) {  // every system (kvstream-flash when there are flash questions)
@@ -270,6 +248,48 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& origi
             s.max_questions[*kind] = v.get<int>();
         }
     }
+    return Status::Ok();
+}
+
+}  // namespace
+
+Result<Scenario> ParseScenario(const std::string& text, const std::string& origin) {
+    Json doc = Json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+        return InvalidArgument(origin + ": not a JSON object");
+    }
+    Scenario s;
+    const Reader r(doc, origin);
+    KV_RETURN_IF_ERROR(
+        r.Unknown({"name", "description", "model", "threads", "seed", "sessions", "bars_per_second",
+                   "question_gap_s", "duration_s", "after_bars", "questions", "flash_questions",
+                   "answer_tokens", "systems", "shared_slots", "max_questions", "rounds", "floor",
+                   "serial_questions"}));
+    KV_RETURN_IF_ERROR(r.String("name", s.name));
+    KV_RETURN_IF_ERROR(r.String("description", s.description));
+    KV_RETURN_IF_ERROR(r.String("model", s.model));
+    KV_RETURN_IF_ERROR(r.Integer("threads", 1, 512, s.threads));
+    KV_RETURN_IF_ERROR(r.Integer("seed", 0, 9e15, s.seed));
+    KV_RETURN_IF_ERROR(r.Number("bars_per_second", 1e-4, 1000, s.bars_per_second));
+    KV_RETURN_IF_ERROR(r.Number("question_gap_s", 0.01, 1e6, s.question_gap_s));
+    KV_RETURN_IF_ERROR(r.Number("duration_s", 1, 1e6, s.duration_s));
+    KV_RETURN_IF_ERROR(r.Integer("answer_tokens", 1, 4096, s.answer_tokens));
+    KV_RETURN_IF_ERROR(r.Integer("shared_slots", 1, 256, s.shared_slots));
+    KV_RETURN_IF_ERROR(r.Integer("rounds", 1, 100, s.rounds));
+    KV_RETURN_IF_ERROR(r.Bool("floor", s.floor));
+    KV_RETURN_IF_ERROR(r.Bool("serial_questions", s.serial_questions));
+    KV_RETURN_IF_ERROR(r.Strings("questions", s.questions));
+    KV_RETURN_IF_ERROR(r.Strings("flash_questions", s.flash_questions));
+    if (s.name.empty()) {
+        return r.Bad("name", "is required");
+    }
+    if (s.questions.empty()) {
+        return r.Bad("questions", "must list at least one question");
+    }
+
+    KV_RETURN_IF_ERROR(ParseSessions(doc, r, origin, s));
+    KV_RETURN_IF_ERROR(ParseAfterBars(doc, r, s));
+    KV_RETURN_IF_ERROR(ParseSystems(doc, r, s));
     return s;
 }
 

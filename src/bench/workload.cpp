@@ -7,6 +7,42 @@
 
 namespace kvs::bench {
 
+namespace {
+
+struct Schedule {
+    std::vector<std::string> questions;
+    std::vector<double> times;  // seconds into the measured phase (Poisson scenarios)
+    std::vector<std::string> flash_asks;
+};
+
+// Session s's questions: the same for every system (seeded per session). kvstream-flash asks the
+// registered questions on the same schedule.
+Schedule QuestionSchedule(const Scenario& scenario, std::size_t s) {
+    SplitMix64 rng(scenario.seed * 1'000'003 + s);
+    Schedule out;
+    const std::size_t n_questions =
+        scenario.sweep()
+            ? scenario.after_bars.size()
+            : static_cast<std::size_t>(scenario.duration_s / scenario.question_gap_s * 4 + 8);
+    for (double t = 0; out.questions.size() < n_questions;) {
+        if (!scenario.sweep()) {
+            t += rng.Exponential(scenario.question_gap_s);
+            if (t >= scenario.duration_s) {
+                break;
+            }
+            out.times.push_back(t);
+        }
+        out.questions.push_back(scenario.questions[rng.Below(scenario.questions.size())]);
+    }
+    for (std::size_t q = 0; q < out.questions.size() && !scenario.flash_questions.empty(); ++q) {
+        out.flash_asks.push_back(
+            scenario.flash_questions[rng.Below(scenario.flash_questions.size())]);
+    }
+    return out;
+}
+
+}  // namespace
+
 Result<PreparedWorkload> PrepareWorkload(const Scenario& scenario,
                                          const std::string& market_dir,
                                          const std::string& model_path) {
@@ -63,30 +99,7 @@ Result<PreparedWorkload> PrepareWorkload(const Scenario& scenario,
             bar_tokens.push_back(*count(RenderBar(bar)));
             measured_tokens += bar_tokens.back();
         }
-        // The question schedule: the same for every system (seeded per session).
-        SplitMix64 rng(scenario.seed * 1'000'003 + s);
-        std::vector<std::string> questions;
-        std::vector<double> times;
-        const std::size_t n_questions =
-            scenario.sweep()
-                ? scenario.after_bars.size()
-                : static_cast<std::size_t>(scenario.duration_s / scenario.question_gap_s * 4 + 8);
-        for (double t = 0; questions.size() < n_questions;) {
-            if (!scenario.sweep()) {
-                t += rng.Exponential(scenario.question_gap_s);
-                if (t >= scenario.duration_s) {
-                    break;
-                }
-                times.push_back(t);
-            }
-            questions.push_back(scenario.questions[rng.Below(scenario.questions.size())]);
-        }
-        // kvstream-flash asks the registered questions on the same schedule.
-        std::vector<std::string> flash_asks;
-        for (std::size_t q = 0; q < questions.size() && !scenario.flash_questions.empty(); ++q) {
-            flash_asks.push_back(
-                scenario.flash_questions[rng.Below(scenario.flash_questions.size())]);
-        }
+        auto [questions, times, flash_asks] = QuestionSchedule(scenario, s);
         start.first_question = scenario.questions.front();
         std::vector<int> question_tokens;
         for (const auto& q : questions) {

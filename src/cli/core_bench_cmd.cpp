@@ -6,6 +6,8 @@
 #include "cli/commands.h"
 #include "cli/defaults.h"
 #include "cli/market_input.h"
+#include "common/json_writer.h"
+#include "common/stats.h"
 #include "engine/backend.h"
 #include "feed/market.h"
 #include "runtime/engine.h"
@@ -103,20 +105,20 @@ void WriteJson(const BenchOptions& o, const std::vector<DepthResult>& rows) {
     if (!out) {
         throw std::runtime_error("cannot write " + o.json);
     }
-    out << "{\"model\":\"" << o.model << "\",\"threads\":" << o.n_threads
-        << ",\"flash_attn\":" << (o.flash_attn ? "true" : "false")
-        << ",\"repack\":" << (o.no_repack ? "false" : "true") << ",\"cpu_backend\":\""
-        << CpuBackend().variant << "\""
-        << ",\"question_tokens\":" << o.n_question << ",\"answer_tokens\":" << o.n_answer
-        << ",\"depths\":[";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        out << (i ? "," : "") << "{\"depth\":" << rows[i].depth
-            << ",\"stateful_ms\":" << JsonNumbers(rows[i].stateful_ms)
-            << ",\"stateless_ms\":" << JsonNumbers(rows[i].stateless_ms)
-            << ",\"stateful_median_ms\":" << Median(rows[i].stateful_ms)
-            << ",\"stateless_median_ms\":" << Median(rows[i].stateless_ms) << "}";
+    JsonWriter j;
+    j.BeginObject().Field("model", o.model).Field("threads", o.n_threads);
+    j.Field("flash_attn", o.flash_attn).Field("repack", !o.no_repack);
+    j.Field("cpu_backend", CpuBackend().variant);
+    j.Field("question_tokens", o.n_question).Field("answer_tokens", o.n_answer);
+    j.Key("depths").BeginArray();
+    for (const DepthResult& row : rows) {
+        j.BeginObject().Field("depth", row.depth);
+        j.Key("stateful_ms").Numbers(row.stateful_ms).Key("stateless_ms").Numbers(row.stateless_ms);
+        j.Field("stateful_median_ms", Median(row.stateful_ms));
+        j.Field("stateless_median_ms", Median(row.stateless_ms)).EndObject();
     }
-    out << "]}\n";
+    j.EndArray().EndObject();
+    out << j.str() << "\n";
 }
 
 void RunBench(BenchOptions o) {

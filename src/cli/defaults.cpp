@@ -53,23 +53,6 @@ void Check(const Status& st, const std::string& what) {
     }
 }
 
-std::string JsonNumbers(const std::vector<double>& values) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        s += (i ? "," : "") + std::to_string(values[i]);
-    }
-    return s + "]";
-}
-
-double Median(std::vector<double> values) {
-    if (values.empty()) {
-        return 0;
-    }
-    std::sort(values.begin(), values.end());
-    const std::size_t n = values.size();
-    return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
 Result<std::vector<int>> ParseIntList(const std::string& text) {
     std::vector<int> out;
     std::stringstream ss(text);

@@ -21,12 +21,6 @@ Result<std::string> EnsureShapeTwin(const std::string& shape, WeightType type);
 // "<what>: <status>" when `st` is not ok.
 void Check(const Status& st, const std::string& what);
 
-// "[1.5,2,3.25]": a JSON array of numbers for the benchmarks' result files.
-std::string JsonNumbers(const std::vector<double>& values);
-
-// Median of a list of figures (0 for an empty list).
-double Median(std::vector<double> values);
-
 // Parses "512,2048,8192"; kInvalidArgument on anything else.
 Result<std::vector<int>> ParseIntList(const std::string& text);
 

@@ -7,6 +7,7 @@
 #include "cli/defaults.h"
 #include "cli/market_input.h"
 #include "common/progress.h"
+#include "common/stats.h"
 #include "engine/backend.h"
 #include "feed/market.h"
 #include "query/agreement.h"

@@ -13,6 +13,8 @@
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "common/json_writer.h"
+#include "common/stats.h"
 #include "feed/market.h"
 #include "runtime/runtime.h"
 
@@ -24,6 +26,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
 namespace kvs {
@@ -34,14 +37,6 @@ using Clock = std::chrono::steady_clock;
 
 double MsSince(Clock::time_point t) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-double Quantile(std::vector<double> v, double q) {
-    if (v.empty()) {
-        return 0;
-    }
-    std::sort(v.begin(), v.end());
-    return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))];
 }
 
 struct DurableBenchOptions {
@@ -129,7 +124,7 @@ AppendFigures MeasureAppends(const DurableBenchOptions& o, const std::string& mo
         Check(id.status(), "creating a session");
         ids.push_back(*id);
     }
-    const AppendFigures figures = TimeAppends(mode, o, [&](int c, int, std::string line) {
+    AppendFigures figures = TimeAppends(mode, o, [&](int c, int, std::string line) {
         Check(rt->Append(0, ids[static_cast<std::size_t>(c)], std::move(line)).get().status(),
               "appending");
     });
@@ -154,7 +149,7 @@ AppendFigures MeasureStore(const DurableBenchOptions& o, SyncPolicy sync, const 
             std::promise<Status> done;
             (*store)->Append(
                 {static_cast<SessionId>(c + 1), static_cast<std::uint64_t>(i + 1), std::move(line)},
-                [&done](Status st) { done.set_value(st); });
+                [&done](const Status& st) { done.set_value(st); });
             Check(done.get_future().get(), "appending to the store");
         });
     const StoreStats stats = (*store)->stats();
@@ -203,35 +198,15 @@ RestartFigures MeasureRestart(const DurableBenchOptions& o,
     return f;
 }
 
-void RunDurableBench(DurableBenchOptions o) {
-    if (o.model.empty()) {
-        auto made = EnsureShapeTwin(kDefaultShape, WeightType::kQ8_0);
-        Check(made.status(), "making the default model");
-        o.model = *made;
-    }
-    if (o.dir.empty()) {
-        o.dir = (fs::temp_directory_path() / "kvstream-durable-bench").string();
-    }
-    fs::create_directories(o.dir);
-    std::printf("durable-bench: %s, %d threads, scratch %s\n", o.model.c_str(), o.threads,
-                o.dir.c_str());
+struct SnapshotFigures {
+    double bytes_per_token = 0;
+    HistogramSnapshot writes;  // snapshots written while feeding (sessions parked)
+    double shutdown_ms = 0;    // the shutdown's snapshots of the resident rest
+};
 
-    std::vector<AppendFigures> appends;
-    for (const auto& [sync, name] :
-         {std::pair{SyncPolicy::kOff, "off"}, std::pair{SyncPolicy::kNormal, "normal"},
-          std::pair{SyncPolicy::kFull, "full"}}) {
-        appends.push_back(MeasureStore(o, sync, name));
-    }
-    for (const char* mode : {"memory", "off", "normal", "full"}) {
-        appends.push_back(MeasureAppends(o, mode));
-        const AppendFigures& a = appends.back();
-        std::printf("appends %-7s %9.0f /s   p50 %8.3f ms   p99 %8.3f ms\n", mode, a.per_s,
-                    a.p50_ms, a.p99_ms);
-        std::fflush(stdout);
-    }
-
-    // Build N sessions of T tokens, then stop: shutdown writes the snapshots.
-    const fs::path dir = fs::path(o.dir) / "restart";
+// Builds `o.sessions` sessions of `o.tokens` tokens in `dir`, then stops: shutdown writes the
+// snapshots.
+SnapshotFigures BuildSessions(const DurableBenchOptions& o, const fs::path& dir) {
     fs::remove_all(dir);
     RuntimeOptions build = BaseOptions(o, dir.string());
     build.durable.sync = SyncPolicy::kNormal;
@@ -268,7 +243,68 @@ void RunDurableBench(DurableBenchOptions o) {
     }
     const double bytes_per_token =
         static_cast<double>(snapshot_bytes) / (static_cast<double>(o.sessions) * o.tokens);
+    return {bytes_per_token, writes, shutdown_ms};
+}
 
+void WriteJson(const DurableBenchOptions& o,
+               const std::vector<AppendFigures>& appends,
+               const std::vector<RestartFigures>& restarts,
+               const SnapshotFigures& snapshots) {
+    JsonWriter j(2);
+    j.BeginObject().Field("model", o.model).Field("threads", o.threads);
+    j.Field("clients", o.clients).Field("appends_per_client", o.appends);
+    j.Key("appends").BeginArray();
+    for (const AppendFigures& a : appends) {
+        j.BeginObject().Field("mode", a.mode).Field("per_s", a.per_s);
+        j.Field("p50_ms", a.p50_ms).Field("p99_ms", a.p99_ms).EndObject();
+    }
+    j.EndArray().Field("sessions", o.sessions).Field("tokens", o.tokens);
+    j.Key("restarts").BeginArray();
+    for (const RestartFigures& r : restarts) {
+        j.BeginObject().Field("source", r.source).Field("start_ms", r.start_ms);
+        j.Field("ready_ms", r.ready_ms).Field("first_answer_ms", r.first_answer_ms).EndObject();
+    }
+    j.EndArray().Field("snapshot_bytes_per_token", snapshots.bytes_per_token);
+    j.Field("snapshot_write_ms_mean", snapshots.writes.Mean());
+    j.Field("snapshot_write_ms_max", snapshots.writes.max);
+    j.Field("snapshots_timed", static_cast<std::int64_t>(snapshots.writes.count));
+    j.Field("shutdown_ms", snapshots.shutdown_ms).EndObject();
+    std::ofstream out(o.out);
+    out << j.str() << "\n";
+    if (!out) {
+        throw std::runtime_error("cannot write " + o.out);
+    }
+}
+
+void RunDurableBench(DurableBenchOptions o) {
+    if (o.model.empty()) {
+        auto made = EnsureShapeTwin(kDefaultShape, WeightType::kQ8_0);
+        Check(made.status(), "making the default model");
+        o.model = *made;
+    }
+    if (o.dir.empty()) {
+        o.dir = (fs::temp_directory_path() / "kvstream-durable-bench").string();
+    }
+    fs::create_directories(o.dir);
+    std::printf("durable-bench: %s, %d threads, scratch %s\n", o.model.c_str(), o.threads,
+                o.dir.c_str());
+
+    std::vector<AppendFigures> appends;
+    for (const auto& [sync, name] :
+         {std::pair{SyncPolicy::kOff, "off"}, std::pair{SyncPolicy::kNormal, "normal"},
+          std::pair{SyncPolicy::kFull, "full"}}) {
+        appends.push_back(MeasureStore(o, sync, name));
+    }
+    for (const char* mode : {"memory", "off", "normal", "full"}) {
+        appends.push_back(MeasureAppends(o, mode));
+        const AppendFigures& a = appends.back();
+        std::printf("appends %-7s %9.0f /s   p50 %8.3f ms   p99 %8.3f ms\n", mode, a.per_s,
+                    a.p50_ms, a.p99_ms);
+        std::fflush(stdout);
+    }
+
+    const fs::path dir = fs::path(o.dir) / "restart";
+    const SnapshotFigures snapshots = BuildSessions(o, dir);
     std::vector<RestartFigures> restarts;
     restarts.push_back(MeasureRestart(o, dir, "snapshots"));
     fs::remove_all(dir / "snapshots");
@@ -281,32 +317,11 @@ void RunDurableBench(DurableBenchOptions o) {
     std::printf(
         "snapshots: %.0f bytes per token; %llu written while feeding, %.1f ms each "
         "(mean; max %.1f); shutdown (the resident rest) %.1f ms\n",
-        bytes_per_token, static_cast<unsigned long long>(writes.count), writes.Mean(), writes.max,
-        shutdown_ms);
+        snapshots.bytes_per_token, static_cast<unsigned long long>(snapshots.writes.count),
+        snapshots.writes.Mean(), snapshots.writes.max, snapshots.shutdown_ms);
     fs::remove_all(dir);
 
-    std::ofstream out(o.out);
-    out << "{\n  \"model\": \"" << o.model << "\",\n  \"threads\": " << o.threads
-        << ",\n  \"clients\": " << o.clients << ",\n  \"appends_per_client\": " << o.appends
-        << ",\n  \"appends\": [";
-    for (std::size_t i = 0; i < appends.size(); ++i) {
-        const AppendFigures& a = appends[i];
-        out << (i ? ", " : "") << "{\"mode\": \"" << a.mode << "\", \"per_s\": " << a.per_s
-            << ", \"p50_ms\": " << a.p50_ms << ", \"p99_ms\": " << a.p99_ms << "}";
-    }
-    out << "],\n  \"sessions\": " << o.sessions << ",\n  \"tokens\": " << o.tokens
-        << ",\n  \"restarts\": [";
-    for (std::size_t i = 0; i < restarts.size(); ++i) {
-        const RestartFigures& r = restarts[i];
-        out << (i ? ", " : "") << "{\"source\": \"" << r.source
-            << "\", \"start_ms\": " << r.start_ms << ", \"ready_ms\": " << r.ready_ms
-            << ", \"first_answer_ms\": " << r.first_answer_ms << "}";
-    }
-    out << "],\n  \"snapshot_bytes_per_token\": " << bytes_per_token
-        << ",\n  \"snapshot_write_ms_mean\": " << writes.Mean()
-        << ",\n  \"snapshot_write_ms_max\": " << writes.max
-        << ",\n  \"snapshots_timed\": " << writes.count << ",\n  \"shutdown_ms\": " << shutdown_ms
-        << "\n}\n";
+    WriteJson(o, appends, restarts, snapshots);
     std::printf("wrote %s\n", o.out.c_str());
 }
 

@@ -15,7 +15,9 @@
 #include "cli/commands.h"
 #include "cli/defaults.h"
 #include "cli/market_input.h"
+#include "common/json_writer.h"
 #include "common/progress.h"
+#include "common/stats.h"
 #include "feed/market.h"
 #include "runtime/runtime.h"
 
@@ -138,6 +140,61 @@ void TimeHits(Runtime& rt, SessionId id, const QueryOptions& q, int n, std::vect
     }
 }
 
+// The engine's flash figures, read before and after the stream.
+struct FlashCounters {
+    double flash_ms = 0;
+    double step_ms = 0;
+    double dropped = 0;
+    double finished_overtaken = 0;
+    double preempted = 0;
+
+    static FlashCounters Read(MetricsRegistry& m) {
+        const auto count = [&m](const char* name) {
+            return static_cast<double>(m.GetCounter(name, "").value());
+        };
+        return {m.GetGauge("kvs_flash_engine_ms", "").value(), MetricSum(m, "kvs_step_ms"),
+                count("kvs_flash_dropped_total"), count("kvs_flash_finished_overtaken_total"),
+                count("kvs_flash_preempted_total")};
+    }
+};
+
+// Each question live (cached answers refused) and cached, at the same (final) context.
+void TimeLiveAndCached(Runtime& rt, SessionId id, const FlashBenchOptions& o, ContextResult& r) {
+    for (const std::string& question : MarketQuestions()) {
+        QueryOptions q = FlashQuery({question, o.max_tokens, {}});
+        TimeHits(rt, id, q, o.hits_per_question, r.hit_us);
+        q.allow_cached = false;
+        const auto t0 = Clock::now();
+        auto live = rt.Query(1, id, q).get();
+        Check(live.status(), "a live query");
+        r.live_ms.push_back(MsBetween(t0, Clock::now()));
+    }
+}
+
+// For each (update, question): how long after the update its evaluation was published, and
+// whether that was before the next update.
+void CountReady(const std::vector<std::pair<Clock::time_point, std::uint64_t>>& updates,
+                const std::map<std::pair<std::uint64_t, FlashId>, Clock::time_point>& ready,
+                const std::vector<FlashInfo>& list,
+                const FlashBenchOptions& o,
+                ContextResult& r) {
+    for (std::size_t u = 0; u < updates.size(); ++u) {
+        const auto next =
+            u + 1 < updates.size()
+                ? updates[u + 1].first
+                : updates[u].first + std::chrono::microseconds(static_cast<long>(o.gap_ms * 1e3));
+        for (const FlashInfo& f : list) {
+            ++r.n_pairs;
+            auto it = ready.find({updates[u].second, f.id});
+            if (it == ready.end()) {
+                continue;  // never evaluated at this version (dropped, a newer one came first)
+            }
+            r.ready_after_ms.push_back(MsBetween(updates[u].first, it->second));
+            r.n_ready_in_time += it->second <= next ? 1 : 0;
+        }
+    }
+}
+
 ContextResult RunContext(const FlashBenchOptions& o, int n_context) {
     RuntimeOptions ro;
     ro.engine.model_path = o.model;
@@ -166,14 +223,7 @@ ContextResult RunContext(const FlashBenchOptions& o, int n_context) {
     r.n_context = rt.Info(1, id).get()->n_tokens;
     auto events = *rt.Subscribe(1, id, {.every_evaluation = true, .capacity = 4096});
 
-    const double flash0 = m.GetGauge("kvs_flash_engine_ms", "").value();
-    const double step0 = MetricSum(m, "kvs_step_ms");
-    const double dropped0 =
-        static_cast<double>(m.GetCounter("kvs_flash_dropped_total", "").value());
-    const double finished0 =
-        static_cast<double>(m.GetCounter("kvs_flash_finished_overtaken_total", "").value());
-    const double preempted0 =
-        static_cast<double>(m.GetCounter("kvs_flash_preempted_total", "").value());
+    const FlashCounters before = FlashCounters::Read(m);
     const auto stream_start = Clock::now();
     std::vector<std::pair<Clock::time_point, std::uint64_t>> updates;  // accepted at, version
     // A reader thread stamps each evaluation when it is published.
@@ -204,7 +254,7 @@ ContextResult RunContext(const FlashBenchOptions& o, int n_context) {
             TimeHits(rt, id, FlashQuery({question.text, o.max_tokens, {}}), o.hits_per_question,
                      r.hit_us);
         }
-        progress.Update(static_cast<std::size_t>(u + 1));
+        progress.Update(static_cast<std::size_t>(u) + 1);
     }
     progress.Finish();
     const auto stream_end = Clock::now() + std::chrono::milliseconds(0);
@@ -212,50 +262,16 @@ ContextResult RunContext(const FlashBenchOptions& o, int n_context) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last events
     reading = false;
     reader.join();
-    // Each question live (cached answers refused) and cached, at the same (final) context.
-    for (const std::string& question : MarketQuestions()) {
-        QueryOptions q = FlashQuery({question, o.max_tokens, {}});
-        TimeHits(rt, id, q, o.hits_per_question, r.hit_us);
-        q.allow_cached = false;
-        const auto t0 = Clock::now();
-        auto live = rt.Query(1, id, q).get();
-        Check(live.status(), "a live query");
-        r.live_ms.push_back(MsBetween(t0, Clock::now()));
-    }
-    auto list = *rt.ListFlash(1, id);
-    for (std::size_t u = 0; u < updates.size(); ++u) {
-        const auto next =
-            u + 1 < updates.size()
-                ? updates[u + 1].first
-                : updates[u].first + std::chrono::microseconds(static_cast<long>(o.gap_ms * 1e3));
-        for (const FlashInfo& f : list) {
-            ++r.n_pairs;
-            auto it = ready.find({updates[u].second, f.id});
-            if (it == ready.end()) {
-                continue;  // never evaluated at this version (dropped, a newer one came first)
-            }
-            r.ready_after_ms.push_back(MsBetween(updates[u].first, it->second));
-            r.n_ready_in_time += it->second <= next ? 1 : 0;
-        }
-    }
+    TimeLiveAndCached(rt, id, o, r);
+    CountReady(updates, ready, *rt.ListFlash(1, id), o, r);
     r.stream_ms = MsBetween(stream_start, stream_end);
-    r.flash_ms = m.GetGauge("kvs_flash_engine_ms", "").value() - flash0;
-    r.step_ms = MetricSum(m, "kvs_step_ms") - step0;
-    r.dropped = static_cast<double>(m.GetCounter("kvs_flash_dropped_total", "").value()) - dropped0;
-    r.finished_overtaken =
-        static_cast<double>(m.GetCounter("kvs_flash_finished_overtaken_total", "").value()) -
-        finished0;
-    r.preempted =
-        static_cast<double>(m.GetCounter("kvs_flash_preempted_total", "").value()) - preempted0;
+    const FlashCounters after = FlashCounters::Read(m);
+    r.flash_ms = after.flash_ms - before.flash_ms;
+    r.step_ms = after.step_ms - before.step_ms;
+    r.dropped = after.dropped - before.dropped;
+    r.finished_overtaken = after.finished_overtaken - before.finished_overtaken;
+    r.preempted = after.preempted - before.preempted;
     return r;
-}
-
-double Quantile(std::vector<double> v, double q) {
-    if (v.empty()) {
-        return 0;
-    }
-    std::sort(v.begin(), v.end());
-    return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
 }
 
 void Print(const std::vector<ContextResult>& results) {
@@ -281,23 +297,24 @@ void WriteJson(const FlashBenchOptions& o, const std::vector<ContextResult>& res
     if (!out) {
         throw std::runtime_error("cannot write " + o.json);
     }
-    out << "{\n  \"model\": \"" << o.model << "\",\n  \"threads\": " << o.n_threads
-        << ",\n  \"updates\": " << o.updates << ",\n  \"gap_ms\": " << o.gap_ms
-        << ",\n  \"max_tokens\": " << o.max_tokens << ",\n  \"flash_share\": " << o.flash_share
-        << ",\n  \"questions\": " << MarketQuestions().size() << ",\n  \"contexts\": [\n";
-    for (std::size_t i = 0; i < results.size(); ++i) {
-        const ContextResult& r = results[i];
-        out << "    {\"context\": " << r.n_context << ", \"hit_us\": " << JsonNumbers(r.hit_us)
-            << ", \"live_ms\": " << JsonNumbers(r.live_ms) << ", \"pairs\": " << r.n_pairs
-            << ", \"ready_in_time\": " << r.n_ready_in_time
-            << ", \"ready_after_ms\": " << JsonNumbers(r.ready_after_ms)
-            << ", \"stream_ms\": " << r.stream_ms << ", \"flash_ms\": " << r.flash_ms
-            << ", \"step_ms\": " << r.step_ms << ", \"dropped\": " << r.dropped
-            << ", \"finished_overtaken\": " << r.finished_overtaken
-            << ", \"preempted\": " << r.preempted << "}" << (i + 1 < results.size() ? "," : "")
-            << "\n";
+    JsonWriter j(2);
+    j.BeginObject().Field("model", o.model).Field("threads", o.n_threads);
+    j.Field("updates", o.updates).Field("gap_ms", o.gap_ms).Field("max_tokens", o.max_tokens);
+    j.Field("flash_share", o.flash_share);
+    j.Field("questions", static_cast<std::int64_t>(MarketQuestions().size()));
+    j.Key("contexts").BeginArray();
+    for (const ContextResult& r : results) {
+        j.BeginObject().Field("context", r.n_context);
+        j.Key("hit_us").Numbers(r.hit_us).Key("live_ms").Numbers(r.live_ms);
+        j.Field("pairs", r.n_pairs).Field("ready_in_time", r.n_ready_in_time);
+        j.Key("ready_after_ms").Numbers(r.ready_after_ms);
+        j.Field("stream_ms", r.stream_ms).Field("flash_ms", r.flash_ms);
+        j.Field("step_ms", r.step_ms).Field("dropped", r.dropped);
+        j.Field("finished_overtaken", r.finished_overtaken).Field("preempted", r.preempted);
+        j.EndObject();
     }
-    out << "  ]\n}\n";
+    j.EndArray().EndObject();
+    out << j.str() << "\n";
 }
 
 void RunFlashBench(FlashBenchOptions o) {

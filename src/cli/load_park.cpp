@@ -103,7 +103,8 @@ KvShape ReadKvShape(const std::string& model) {
 }
 
 std::int64_t SlotCells(int n_ctx) {
-    return (n_ctx + kCellAlign - 1) / kCellAlign * kCellAlign;
+    const std::int64_t n = n_ctx;
+    return (n + kCellAlign - 1) / kCellAlign * kCellAlign;
 }
 
 // Resident session slots for a budget: floor(budget / round_up(ctx, 256)) - reserved, capped by

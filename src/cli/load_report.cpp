@@ -2,6 +2,8 @@
 
 #include "cli/defaults.h"
 #include "cli/load.h"
+#include "common/json_writer.h"
+#include "common/stats.h"
 #include "runtime/runtime.h"
 
 #include <algorithm>
@@ -21,26 +23,6 @@ namespace {
 // The KV budgets (cells) and session windows of the budget table.
 constexpr std::int64_t kBudgetCells[] = {64 << 10, 256 << 10, 1 << 20};
 constexpr int kBudgetCtx[] = {1024, 4096};
-
-// The q-quantile, linear between the two nearest ranks (0 for an empty list).
-double Percentile(std::vector<double> v, double q) {
-    if (v.empty()) {
-        return 0;
-    }
-    std::sort(v.begin(), v.end());
-    const double rank = q * static_cast<double>(v.size() - 1);
-    const auto lo = static_cast<std::size_t>(rank);
-    const std::size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
-}
-
-double Mean(const std::vector<double>& v) {
-    double sum = 0;
-    for (double x : v) {
-        sum += x;
-    }
-    return v.empty() ? 0 : sum / static_cast<double>(v.size());
-}
 
 // The answered questions of one phase, figure by figure, and the failed ones by code.
 struct LatencyStats {
@@ -65,57 +47,6 @@ LatencyStats Latencies(const Phase& phase) {
     return s;
 }
 
-// A JSON number (null when not finite).
-std::string Num(double v) {
-    if (!std::isfinite(v)) {
-        return "null";
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-    return buf;
-}
-
-// A JSON string.
-std::string Quote(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += c;
-    }
-    return out + "\"";
-}
-
-// A JSON array of numbers.
-std::string List(const std::vector<double>& v) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        s += (i ? "," : "") + Num(v[i]);
-    }
-    return s + "]";
-}
-
-// Builds one JSON object, keys in the order added; values are numbers, strings or raw JSON.
-class JsonObject {
-public:
-    JsonObject& Num(const std::string& key, double v) { return Raw(key, load::Num(v)); }
-
-    JsonObject& Int(const std::string& key, std::int64_t v) { return Raw(key, std::to_string(v)); }
-
-    JsonObject& Str(const std::string& key, const std::string& v) { return Raw(key, Quote(v)); }
-
-    JsonObject& Raw(const std::string& key, const std::string& json) {
-        body_ += (body_.size() > 1 ? "," : "") + Quote(key) + ":" + json;
-        return *this;
-    }
-
-    std::string str() const { return body_ + "}"; }
-
-private:
-    std::string body_ = "{";
-};
-
 // The load offered against what the engine can do, from this run's own figures: data at the
 // single-session prefill rate (filling the park session), questions at their idle engine time.
 struct OfferedLoad {
@@ -132,7 +63,7 @@ OfferedLoad Offered(const LoadOptions& o, const Report& r) {
     if (r.park.prefill_tokens_per_s > 0) {
         l.ingest_share = l.ingest_tokens_per_s / r.park.prefill_tokens_per_s;
     }
-    l.query_share = Percentile(Latencies(r.run.idle).engine_ms, 0.5) / o.question_gap_ms;
+    l.query_share = Quantile(Latencies(r.run.idle).engine_ms, 0.5) / o.question_gap_ms;
     return l;
 }
 
@@ -170,15 +101,15 @@ void PrintLatency(const Report& r) {
             failed += n;
         }
         std::printf("%-7s %5zu %8.1f %8.1f %8.1f %11.1f %11.1f %12.1f %8.0f %7d\n",
-                    s == &a ? "loaded" : "idle", s->client_ms.size(), Percentile(s->client_ms, 0.5),
-                    Percentile(s->client_ms, 0.99), Mean(s->client_ms),
-                    Percentile(s->engine_ms, 0.5), Percentile(s->queued_ms, 0.5),
-                    Percentile(s->outside_ms, 0.5), Mean(s->context_tokens), failed);
+                    s == &a ? "loaded" : "idle", s->client_ms.size(), Quantile(s->client_ms, 0.5),
+                    Quantile(s->client_ms, 0.99), Mean(s->client_ms), Quantile(s->engine_ms, 0.5),
+                    Quantile(s->queued_ms, 0.5), Quantile(s->outside_ms, 0.5),
+                    Mean(s->context_tokens), failed);
     }
     if (a.client_ms.empty() || b.client_ms.empty()) {
         std::printf("loaded p50 / idle p50 = n/a (no answered questions in a phase)\n");
     } else {
-        const double ratio = Percentile(a.client_ms, 0.5) / Percentile(b.client_ms, 0.5);
+        const double ratio = Quantile(a.client_ms, 0.5) / Quantile(b.client_ms, 0.5);
         std::printf("loaded p50 / idle p50 = %.2fx (target <= 1.5x: %s)\n", ratio,
                     ratio <= 1.5 ? "met" : "missed");
     }
@@ -267,79 +198,78 @@ void PrintBudget(const Report& r) {
 
 namespace {
 
-std::string PhaseJson(const Phase& p) {
+void PhaseJson(JsonWriter& j, const Phase& p) {
     const LatencyStats s = Latencies(p);
     const StepTotals& t = p.steps;
-    JsonObject errors;
+    j.BeginObject().Field("n", static_cast<std::int64_t>(s.client_ms.size()));
+    j.Key("errors").BeginObject();
     for (const auto& [code, n] : s.errors) {
-        errors.Int(code, n);
+        j.Field(code, n);
     }
-    JsonObject steps;
-    steps.Num("n", t.n_steps).Num("step_ms_sum", t.step_ms).Num("decode_ms_sum", t.decode_ms);
-    steps.Num("overhead_ms_sum", t.overhead_ms).Num("overhead_share", t.OverheadShare());
-    steps.Num("busy_share", t.BusyShare()).Num("wall_ms", t.wall_ms);
-    steps.Num("query_tokens", t.query_tokens).Num("ingest_tokens", t.ingest_tokens);
-    steps.Num("latency_bound_steps", t.latency_bound_steps);
-    steps.Num("parks", t.parks).Num("restores", t.restores);
-    JsonObject j;
-    j.Int("n", static_cast<std::int64_t>(s.client_ms.size())).Raw("errors", errors.str());
-    j.Num("client_p50_ms", Percentile(s.client_ms, 0.5));
-    j.Num("client_p99_ms", Percentile(s.client_ms, 0.99)).Num("client_mean_ms", Mean(s.client_ms));
-    j.Num("engine_p50_ms", Percentile(s.engine_ms, 0.5));
-    j.Num("queued_p50_ms", Percentile(s.queued_ms, 0.5));
-    j.Num("outside_p50_ms", Percentile(s.outside_ms, 0.5));
-    j.Raw("client_ms", List(s.client_ms)).Raw("engine_ms", List(s.engine_ms));
-    j.Raw("queued_ms", List(s.queued_ms)).Raw("context_tokens", List(s.context_tokens));
-    return j.Raw("steps", steps.str()).str();
+    j.EndObject();
+    j.Field("client_p50_ms", Quantile(s.client_ms, 0.5));
+    j.Field("client_p99_ms", Quantile(s.client_ms, 0.99))
+        .Field("client_mean_ms", Mean(s.client_ms));
+    j.Field("engine_p50_ms", Quantile(s.engine_ms, 0.5));
+    j.Field("queued_p50_ms", Quantile(s.queued_ms, 0.5));
+    j.Field("outside_p50_ms", Quantile(s.outside_ms, 0.5));
+    j.Key("client_ms").Numbers(s.client_ms).Key("engine_ms").Numbers(s.engine_ms);
+    j.Key("queued_ms").Numbers(s.queued_ms).Key("context_tokens").Numbers(s.context_tokens);
+    j.Key("steps").BeginObject();
+    j.Field("n", t.n_steps).Field("step_ms_sum", t.step_ms).Field("decode_ms_sum", t.decode_ms);
+    j.Field("overhead_ms_sum", t.overhead_ms).Field("overhead_share", t.OverheadShare());
+    j.Field("busy_share", t.BusyShare()).Field("wall_ms", t.wall_ms);
+    j.Field("query_tokens", t.query_tokens).Field("ingest_tokens", t.ingest_tokens);
+    j.Field("latency_bound_steps", t.latency_bound_steps);
+    j.Field("parks", t.parks).Field("restores", t.restores);
+    j.EndObject().EndObject();
 }
 
-std::string ParkJson(const Report& r) {
-    std::string s = "[";
+void ParkJson(JsonWriter& j, const Report& r) {
+    j.BeginArray();
     for (const ParkRow& p : r.park.rows) {
-        JsonObject j;
-        j.Int("n_tokens", p.n_tokens).Str("where", p.on_disk ? "disk" : "ram");
-        j.Int("blob_bytes", static_cast<std::int64_t>(p.blob_bytes));
-        j.Num("park_median_ms", Median(p.park_ms)).Num("restore_median_ms", Median(p.restore_ms));
-        j.Raw("park_ms", List(p.park_ms)).Raw("restore_ms", List(p.restore_ms));
-        s += (s.size() > 1 ? "," : "") + j.str();
+        j.BeginObject().Field("n_tokens", p.n_tokens).Field("where", p.on_disk ? "disk" : "ram");
+        j.Field("blob_bytes", static_cast<std::int64_t>(p.blob_bytes));
+        j.Field("park_median_ms", Median(p.park_ms))
+            .Field("restore_median_ms", Median(p.restore_ms));
+        j.Key("park_ms").Numbers(p.park_ms).Key("restore_ms").Numbers(p.restore_ms);
+        j.EndObject();
     }
-    return s + "]";
+    j.EndArray();
 }
 
-std::string BudgetJson(const Report& r) {
+void BudgetJson(JsonWriter& j, const Report& r) {
     const int n_res = r.park.n_reserved_seqs;
-    std::string rows = "[";
+    j.BeginObject().Field("bytes_per_cell", r.kv.bytes_per_cell).Field("n_layer", r.kv.n_layer);
+    j.Field("n_head_kv", r.kv.n_head_kv).Field("head_dim", r.kv.head_dim);
+    j.Field("reserved_sequences", n_res);
+    j.Field("formula",
+            "resident = min(floor(budget_cells / round_up(ctx, 256)) - reserved, 256 - reserved); "
+            "kv_bytes = (resident + reserved) * round_up(ctx, 256) * bytes_per_cell; "
+            "parked = park_host_bytes / blob_bytes");
+    j.Field("park_host_bytes", static_cast<std::int64_t>(EngineOptions{}.park_host_bytes));
+    j.Key("rows").BeginArray();
     for (std::int64_t cells : kBudgetCells) {
         for (int ctx : kBudgetCtx) {
             const std::int64_t n = SlotsFor(cells, ctx, n_res);
-            JsonObject row;
-            row.Int("budget_cells", cells).Int("ctx", ctx).Int("resident_sessions", n);
-            row.Int("kv_bytes", (n + n_res) * SlotCells(ctx) * r.kv.bytes_per_cell);
-            rows += (rows.size() > 1 ? "," : "") + row.str();
+            j.BeginObject().Field("budget_cells", cells).Field("ctx", ctx);
+            j.Field("resident_sessions", n);
+            j.Field("kv_bytes", (n + n_res) * SlotCells(ctx) * r.kv.bytes_per_cell).EndObject();
         }
     }
-    JsonObject j;
-    j.Int("bytes_per_cell", r.kv.bytes_per_cell).Int("n_layer", r.kv.n_layer);
-    j.Int("n_head_kv", r.kv.n_head_kv).Int("head_dim", r.kv.head_dim);
-    j.Int("reserved_sequences", n_res);
-    j.Str("formula",
-          "resident = min(floor(budget_cells / round_up(ctx, 256)) - reserved, 256 - reserved); "
-          "kv_bytes = (resident + reserved) * round_up(ctx, 256) * bytes_per_cell; "
-          "parked = park_host_bytes / blob_bytes");
-    j.Int("park_host_bytes", static_cast<std::int64_t>(EngineOptions{}.park_host_bytes));
-    return j.Raw("rows", rows + "]").str();
+    j.EndArray().EndObject();
 }
 
-std::string ConfigJson(const LoadOptions& o, int n_slots) {
-    JsonObject j;
-    j.Int("sessions", o.n_sessions).Int("slots", n_slots).Int("ctx", o.n_ctx);
-    j.Num("bars_per_second_per_session", o.bars_per_s);
-    j.Str("feed", o.csv.empty() ? "synthetic" : "csv").Num("question_gap_ms", o.question_gap_ms);
-    j.Num("duration_s", o.duration_s).Int("warmup_bars", o.warmup_bars);
-    j.Int("max_tokens", o.max_tokens).Int("threads", o.n_threads);
-    j.Int("prefill_chunk_tokens", o.prefill_chunk_tokens);
-    j.Str("step_target", o.step_target).Str("seed", std::to_string(o.seed));
-    return j.Int("idle_queries", o.idle_queries).Int("park_reps", o.park_reps).str();
+void ConfigJson(JsonWriter& j, const LoadOptions& o, int n_slots) {
+    j.BeginObject().Field("sessions", o.n_sessions).Field("slots", n_slots).Field("ctx", o.n_ctx);
+    j.Field("bars_per_second_per_session", o.bars_per_s);
+    j.Field("feed", o.csv.empty() ? "synthetic" : "csv")
+        .Field("question_gap_ms", o.question_gap_ms);
+    j.Field("duration_s", o.duration_s).Field("warmup_bars", o.warmup_bars);
+    j.Field("max_tokens", o.max_tokens).Field("threads", o.n_threads);
+    j.Field("prefill_chunk_tokens", o.prefill_chunk_tokens);
+    j.Field("step_target", o.step_target).Field("seed", std::to_string(o.seed));
+    j.Field("idle_queries", o.idle_queries).Field("park_reps", o.park_reps).EndObject();
 }
 
 }  // namespace
@@ -349,20 +279,29 @@ void WriteJson(const LoadOptions& o, const Report& r) {
     if (!out) {
         throw std::runtime_error("cannot write " + o.json);
     }
-    JsonObject feed;
-    feed.Int("bars", r.run.feed.n_bars).Int("refused", r.run.feed.n_refused);
-    feed.Int("tokens", r.run.feed.n_tokens).Num("drain_ms", r.run.drain_ms);
-    feed.Num("backlog_tokens_at_end", r.run.pending_tokens_at_end);
+    JsonWriter j;
+    j.BeginObject().Field("command", r.command).Field("model", r.model);
+    j.Key("config");
+    ConfigJson(j, o, r.n_slots);
+    j.Key("loaded");
+    PhaseJson(j, r.run.loaded);
+    j.Key("idle");
+    PhaseJson(j, r.run.idle);
+    j.Field("p50_ratio", Quantile(Latencies(r.run.loaded).client_ms, 0.5) /
+                             Quantile(Latencies(r.run.idle).client_ms, 0.5));
     const OfferedLoad l = Offered(o, r);
-    feed.Num("ingest_tokens_per_s", l.ingest_tokens_per_s);
-    feed.Num("prefill_tokens_per_s", r.park.prefill_tokens_per_s);
-    feed.Num("ingest_share", l.ingest_share).Num("query_share", l.query_share);
-    JsonObject j;
-    j.Str("command", r.command).Str("model", r.model).Raw("config", ConfigJson(o, r.n_slots));
-    j.Raw("loaded", PhaseJson(r.run.loaded)).Raw("idle", PhaseJson(r.run.idle));
-    j.Num("p50_ratio", Percentile(Latencies(r.run.loaded).client_ms, 0.5) /
-                           Percentile(Latencies(r.run.idle).client_ms, 0.5));
-    j.Raw("feed", feed.str()).Raw("park", ParkJson(r)).Raw("kv_budget", BudgetJson(r));
+    j.Key("feed").BeginObject();
+    j.Field("bars", r.run.feed.n_bars).Field("refused", r.run.feed.n_refused);
+    j.Field("tokens", r.run.feed.n_tokens).Field("drain_ms", r.run.drain_ms);
+    j.Field("backlog_tokens_at_end", r.run.pending_tokens_at_end);
+    j.Field("ingest_tokens_per_s", l.ingest_tokens_per_s);
+    j.Field("prefill_tokens_per_s", r.park.prefill_tokens_per_s);
+    j.Field("ingest_share", l.ingest_share).Field("query_share", l.query_share).EndObject();
+    j.Key("park");
+    ParkJson(j, r);
+    j.Key("kv_budget");
+    BudgetJson(j, r);
+    j.EndObject();
     out << j.str() << "\n";
 }
 

@@ -45,7 +45,10 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", VersionText);
     app.add_option_function<std::string>(
            "--cpu-variant",
-           [](const std::string& v) { setenv("KVSTREAM_CPU_VARIANT", v.c_str(), 1); },
+           [](const std::string& v) {
+               // Parsing runs before any thread is started: no getenv can race.
+               setenv("KVSTREAM_CPU_VARIANT", v.c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+           },
            "CPU backend variant to load (e.g. haswell, x64; default: the best this CPU can run; "
            "same as KVSTREAM_CPU_VARIANT)")
         ->trigger_on_parse();

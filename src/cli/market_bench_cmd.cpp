@@ -9,6 +9,7 @@
 #include "bench/workload.h"
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "common/stats.h"
 #include "engine/backend.h"
 
 #include <nlohmann/json.hpp>
@@ -104,8 +105,8 @@ std::optional<bench::Floor> RunFloor(const MarketBenchOptions& o,
         return std::nullopt;
     }
     bench::Floor f;
-    f.depth = static_cast<int>(bench::Percentile(depths, 50));
-    f.prompt = static_cast<int>(bench::Percentile(questions, 50));
+    f.depth = static_cast<int>(Median(depths));
+    f.prompt = static_cast<int>(Median(questions));
     f.gen = sc.answer_tokens;
     std::fprintf(stderr, "[floor] llama-bench -p %d -n %d -d %d (3 repetitions)\n", f.prompt, f.gen,
                  f.depth);
@@ -125,7 +126,8 @@ std::optional<bench::Floor> RunFloor(const MarketBenchOptions& o,
     return f;
 }
 
-void RunMarketBench(MarketBenchOptions o) {
+// The scenario file with the command line's overrides; throws when it cannot run here.
+Scenario LoadScenario(const MarketBenchOptions& o) {
     auto loaded = bench::LoadScenario(o.scenario);
     if (!loaded.ok()) {
         throw std::runtime_error(loaded.status().message());
@@ -160,6 +162,52 @@ void RunMarketBench(MarketBenchOptions o) {
             "': build it with `scripts/build_llama.sh --with-tools` (bench/market.sh does) and "
             "pass --llama-server BUILD/bin/llama-server, or leave it out with --systems");
     }
+    return sc;
+}
+
+// Where the servers run and what they load.
+bench::ServerSetup MakeSetup(const MarketBenchOptions& o,
+                             const Scenario& sc,
+                             const std::string& model,
+                             int ctx_per_session) {
+    bench::ServerSetup setup;
+    setup.kvstream_bin = fs::read_symlink("/proc/self/exe").string();
+    setup.llama_server_bin = o.llama_server;
+    setup.model = model;
+    setup.threads = sc.threads;
+    setup.n_sessions = static_cast<int>(sc.sessions.size());
+    setup.ctx_per_session = ctx_per_session;
+    setup.shared_slots = sc.shared_slots;
+    setup.answer_tokens = sc.answer_tokens;
+    setup.flash_questions = sc.flash_questions;
+    setup.work_dir = fs::absolute(o.out).string();
+
+    return setup;
+}
+
+// The report's header: how to reproduce, the model, the machine.
+bench::RunInfo MakeRunInfo(const MarketBenchOptions& o,
+                           const Scenario& sc,
+                           const std::string& model,
+                           int ctx_per_session) {
+    bench::RunInfo info;
+    info.scenario_path = o.scenario;
+    info.command = "build/kvstream bench " + o.scenario +
+                   (o.duration_s > 0 ? " --duration-s " + FormatNumber(o.duration_s) : "") +
+                   (o.systems.empty() ? "" : " --systems " + o.systems) +
+                   (o.model.empty() ? "" : " --model " + o.model) +
+                   " (bench/market.sh passes the llama.cpp tools)";
+    info.model = model + " (" + std::to_string(fs::file_size(model) >> 20) + " MiB)";
+    info.machine = bench::MachineDescription();
+    info.started_utc = UtcNow(false);
+    info.threads = sc.threads;
+    info.ctx_per_session = ctx_per_session;
+
+    return info;
+}
+
+void RunMarketBench(MarketBenchOptions o) {
+    const Scenario sc = LoadScenario(o);
     const bool model_is_path =
         sc.model.ends_with(".gguf") || sc.model.find('/') != std::string::npos;
     const std::string model =
@@ -179,30 +227,8 @@ void RunMarketBench(MarketBenchOptions o) {
     if (!prepared.ok()) {
         throw std::runtime_error(prepared.status().ToString());
     }
-    bench::ServerSetup setup;
-    setup.kvstream_bin = fs::read_symlink("/proc/self/exe").string();
-    setup.llama_server_bin = o.llama_server;
-    setup.model = model;
-    setup.threads = sc.threads;
-    setup.n_sessions = static_cast<int>(sc.sessions.size());
-    setup.ctx_per_session = prepared->ctx_per_session;
-    setup.shared_slots = sc.shared_slots;
-    setup.answer_tokens = sc.answer_tokens;
-    setup.flash_questions = sc.flash_questions;
-    setup.work_dir = fs::absolute(o.out).string();
-
-    bench::RunInfo info;
-    info.scenario_path = o.scenario;
-    info.command = "build/kvstream bench " + o.scenario +
-                   (o.duration_s > 0 ? " --duration-s " + FormatNumber(o.duration_s) : "") +
-                   (o.systems.empty() ? "" : " --systems " + o.systems) +
-                   (o.model.empty() ? "" : " --model " + o.model) +
-                   " (bench/market.sh passes the llama.cpp tools)";
-    info.model = model + " (" + std::to_string(fs::file_size(model) >> 20) + " MiB)";
-    info.machine = bench::MachineDescription();
-    info.started_utc = UtcNow(false);
-    info.threads = sc.threads;
-    info.ctx_per_session = setup.ctx_per_session;
+    const bench::ServerSetup setup = MakeSetup(o, sc, model, prepared->ctx_per_session);
+    bench::RunInfo info = MakeRunInfo(o, sc, model, prepared->ctx_per_session);
 
     const auto started = std::chrono::steady_clock::now();
     std::vector<bench::SystemRun> runs;

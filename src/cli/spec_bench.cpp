@@ -7,6 +7,8 @@
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "common/json_writer.h"
+#include "common/stats.h"
 #include "engine/backend.h"
 #include "runtime/engine.h"
 
@@ -139,18 +141,18 @@ void RunSpecBench(SpecBenchOptions o) {
         return;
     }
     std::ofstream out(o.json);
-    out << "{\"model\":\"" << o.model << "\",\"draft\":" << o.draft
-        << ",\"answer_tokens\":" << o.answer_tokens << ",\"threads\":" << o.n_threads
-        << ",\"rows\":[";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        const Row& r = rows[i];
-        out << (i ? "," : "") << "{\"decoders\":" << r.decoders
-            << ",\"speculate\":" << (r.speculate ? "true" : "false")
-            << ",\"tokens_per_s\":" << JsonNumbers(r.tokens_per_s)
-            << ",\"latency_ms\":" << JsonNumbers(r.latency_ms) << ",\"drafted\":" << r.drafted
-            << ",\"accepted\":" << r.accepted << "}";
+    JsonWriter j;
+    j.BeginObject().Field("model", o.model).Field("draft", o.draft);
+    j.Field("answer_tokens", o.answer_tokens).Field("threads", o.n_threads);
+    j.Key("rows").BeginArray();
+    for (const Row& r : rows) {
+        j.BeginObject().Field("decoders", r.decoders).Field("speculate", r.speculate);
+        j.Key("tokens_per_s").Numbers(r.tokens_per_s).Key("latency_ms").Numbers(r.latency_ms);
+        j.Field("drafted", static_cast<std::int64_t>(r.drafted));
+        j.Field("accepted", static_cast<std::int64_t>(r.accepted)).EndObject();
     }
-    out << "]}\n";
+    j.EndArray().EndObject();
+    out << j.str() << "\n";
 }
 
 }  // namespace

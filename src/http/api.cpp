@@ -132,70 +132,166 @@ void Api::SetRuntime(Runtime* runtime, std::string model_id) {
     runtime_ = runtime;
 }
 
+// ---- The route table ------------------------------------------------------------------------
+
+struct Api::PathIds {
+    SessionId session = 0;  // {id}
+    FlashId flash = 0;      // {flash_id}
+};
+
+// A pattern is literal segments and placeholders ({id}: a session id, {flash_id}: a flash
+// question id). The pattern is also the route's name in the metrics.
+struct Api::Route {
+    std::string_view method;
+    std::string_view pattern;
+    bool is_public;  // served before authentication and without a runtime check
+    void (*run)(Api& api, Call& c, const PathIds& ids);
+};
+
+const std::vector<Api::Route>& Api::Routes() {
+    using P = const PathIds&;
+    // For one pattern, the methods in the order the Allow header lists them.
+    static const std::vector<Route> kRoutes = {
+        {"GET", "/health", true, [](Api& a, Call& c, P) { a.Health(c); }},
+        {"GET", "/metrics", true, [](Api& a, Call& c, P) { a.MetricsText(c); }},
+        {"GET", "/v1/queries", false, [](Api& a, Call& c, P) { a.RecentQueries(c); }},
+        {"GET", "/v1/models", false, [](Api& a, Call& c, P) { a.Models(c); }},
+        {"POST", "/v1/completions", false, [](Api& a, Call& c, P) { a.Completions(c, false); }},
+        {"POST", "/v1/chat/completions", false, [](Api& a, Call& c, P) { a.Completions(c, true); }},
+        {"GET", "/v1/sessions", false, [](Api& a, Call& c, P) { a.ListSessions(c); }},
+        {"POST", "/v1/sessions", false, [](Api& a, Call& c, P) { a.CreateSession(c); }},
+        {"GET", "/v1/sessions/{id}", false,
+         [](Api& a, Call& c, P ids) { a.GetSession(c, ids.session); }},
+        {"DELETE", "/v1/sessions/{id}", false,
+         [](Api& a, Call& c, P ids) { a.DeleteSession(c, ids.session); }},
+        {"GET", "/v1/sessions/{id}/data", false,
+         [](Api& a, Call& c, P ids) { a.ReadData(c, ids.session); }},
+        {"POST", "/v1/sessions/{id}/data", false,
+         [](Api& a, Call& c, P ids) { a.AppendData(c, ids.session); }},
+        {"POST", "/v1/sessions/{id}/query", false,
+         [](Api& a, Call& c, P ids) { a.QuerySession(c, ids.session); }},
+        {"GET", "/v1/sessions/{id}/events", false,
+         [](Api& a, Call& c, P ids) { a.Events(c, ids.session); }},
+        {"GET", "/v1/sessions/{id}/flash", false,
+         [](Api& a, Call& c, P ids) { a.ListFlash(c, ids.session); }},
+        {"POST", "/v1/sessions/{id}/flash", false,
+         [](Api& a, Call& c, P ids) { a.AddFlash(c, ids.session); }},
+        {"DELETE", "/v1/sessions/{id}/flash/{flash_id}", false,
+         [](Api& a, Call& c, P ids) { a.RemoveFlash(c, ids.session, ids.flash); }},
+    };
+    return kRoutes;
+}
+
+namespace {
+
+// Whether `parts` (the path's segments) fit `pattern`; a placeholder fits any one segment.
+bool PathFits(std::string_view pattern, const std::vector<std::string_view>& parts) {
+    const std::vector<std::string_view> want = SplitPath(pattern);
+    if (want.size() != parts.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        if (!want[i].starts_with('{') && want[i] != parts[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+bool Api::Dispatch(Call& c, bool is_public) {
+    const auto parts = SplitPath(c.request.path);
+    const Route* found = nullptr;
+    std::string_view name;  // the route's name in the metrics: its pattern
+    std::string allowed;    // the methods of the path, for a 405
+    for (const Route& r : Routes()) {
+        if (r.is_public != is_public || !PathFits(r.pattern, parts)) {
+            continue;
+        }
+        name = r.pattern;
+        allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+        if (r.method == c.request.method && found == nullptr) {
+            found = &r;
+        }
+    }
+    if (allowed.empty()) {
+        return false;
+    }
+    static_cast<MeteredExchange*>(c.ex.get())->SetRoute(std::string(name));  // Handle made it
+    if (found == nullptr) {
+        HttpResponse r = ErrorResponse(405, "method_not_allowed",
+                                       c.request.method + " is not allowed here; use " + allowed);
+        r.headers.emplace_back("Allow", allowed);
+        c.ex->Reply(std::move(r));
+        return true;
+    }
+    // The ids, left to right; the first malformed one is a 404.
+    PathIds ids;
+    const std::vector<std::string_view> want = SplitPath(found->pattern);
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        if (!want[i].starts_with('{')) {
+            continue;
+        }
+        const auto id = ParseId(parts[i]);
+        const bool session = want[i] == "{id}";
+        if (!id) {
+            c.ex->Reply(ErrorResponse(404, "not_found",
+                                      (session ? "unknown session " : "unknown flash question ") +
+                                          std::string(parts[i])));
+            return true;
+        }
+        (session ? ids.session : ids.flash) = *id;
+    }
+    found->run(*this, c, ids);
+    return true;
+}
+
+bool Api::ServeDashboard(Call& c) {
+    const DashboardAsset* asset = FindDashboardAsset(c.request.path);
+    const auto parts = SplitPath(c.request.path);
+    if (asset == nullptr && (parts.empty() || parts[0] != "dashboard")) {
+        return false;
+    }
+    static_cast<MeteredExchange*>(c.ex.get())->SetRoute("dashboard");
+    if (asset == nullptr) {
+        c.ex->Reply(ErrorResponse(404, "not_found", "no route " + c.request.path));
+        return true;
+    }
+    if (c.request.method != "GET" && c.request.method != "HEAD") {
+        HttpResponse r = ErrorResponse(405, "method_not_allowed",
+                                       c.request.method + " is not allowed here; use GET");
+        r.headers.emplace_back("Allow", "GET");
+        c.ex->Reply(std::move(r));
+        return true;
+    }
+    HttpResponse r;
+    r.content_type = std::string(asset->content_type);
+    r.body = std::string(asset->body);
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; style-src 'self'; script-src 'self'");
+    c.ex->Reply(std::move(r));
+    return true;
+}
+
+// ---- Dispatch -------------------------------------------------------------------------------
+
 void Api::Handle(HttpRequest request, ExchangePtr raw) {
     auto ex = std::make_shared<MeteredExchange>(std::move(raw), metrics_, in_flight_);
     Runtime* rt = runtime_.load();
     Call c{std::move(request), ex, {}, rt, this};
-    const auto parts = SplitPath(c.request.path);  // views into c.request
-    const std::string& method = c.request.method;
-    auto route = [&](const char* name) { ex->SetRoute(name); };
-    auto wrong_method = [&](const char* allowed) {
-        HttpResponse r = ErrorResponse(405, "method_not_allowed",
-                                       method + " is not allowed here; use " + allowed);
-        r.headers.emplace_back("Allow", allowed);
-        ex->Reply(std::move(r));
-    };
 
-    // Unauthenticated: the dashboard's files (the page asks for a key itself), liveness, metrics.
-    if (const DashboardAsset* asset = FindDashboardAsset(c.request.path);
-        asset != nullptr || (!parts.empty() && parts[0] == "dashboard")) {
-        route("dashboard");
-        if (asset == nullptr) {
-            return ex->Reply(ErrorResponse(404, "not_found", "no route " + c.request.path));
-        }
-        if (method != "GET" && method != "HEAD") {
-            return wrong_method("GET");
-        }
-        HttpResponse r;
-        r.content_type = std::string(asset->content_type);
-        r.body = std::string(asset->body);
-        r.headers.emplace_back("Cache-Control", "no-cache");
-        r.headers.emplace_back("Content-Security-Policy",
-                               "default-src 'self'; style-src 'self'; script-src 'self'");
-        return ex->Reply(std::move(r));
+    // 1. Unauthenticated: the dashboard's files (the page asks for a key itself), liveness,
+    //    metrics.
+    if (ServeDashboard(c) || Dispatch(c, /*is_public=*/true)) {
+        return;
     }
-    if (parts.size() == 1 && parts[0] == "health") {
-        route("/health");
-        if (method != "GET") {
-            return wrong_method("GET");
-        }
-        if (rt == nullptr || stopping_) {
-            return ex->Reply(ErrorResponse(503, "unavailable",
-                                           rt == nullptr ? "loading the model" : "shutting down"));
-        }
-        const CpuBackendInfo& cpu = rt->cpu_backend();
-        const Json backend{{"variant", cpu.variant},
-                           {"features", cpu.features},
-                           {"weight_buffers", cpu.extra_buffers},
-                           {"other_backends", cpu.other_backends}};
-        return ex->Reply(JsonResponse(
-            200, DumpJson(Json{{"status", "ok"}, {"model", model_id_}, {"cpu_backend", backend}})));
-    }
-    if (parts.size() == 1 && parts[0] == "metrics") {
-        route("/metrics");
-        if (method != "GET") {
-            return wrong_method("GET");
-        }
-        HttpResponse r;
-        r.content_type = "text/plain; version=0.0.4";
-        r.body = metrics_.RenderPrometheus() + (rt != nullptr ? rt->MetricsPrometheus() : "");
-        return ex->Reply(std::move(r));
-    }
-
+    // 2. Authentication.
     std::string why;
     auto tenant = keys_.Authenticate(c.request.authorization, c.request.loopback, why);
     if (!tenant) {
-        route("auth");
+        ex->SetRoute("auth");
         const unsigned status = keys_.enabled() ? 401 : 403;
         HttpResponse r =
             ErrorResponse(status, status == 401 ? "unauthenticated" : "forbidden", why);
@@ -205,109 +301,44 @@ void Api::Handle(HttpRequest request, ExchangePtr raw) {
         return ex->Reply(std::move(r));
     }
     c.tenant = *tenant;
+    // 3. Only /v1/ from here on, and only with a runtime that is serving.
+    const auto parts = SplitPath(c.request.path);
     if (parts.empty() || parts[0] != "v1") {
-        route("unknown");
+        ex->SetRoute("unknown");
         return ex->Reply(ErrorResponse(404, "not_found", "no route " + c.request.path));
     }
     if (rt == nullptr || stopping_) {
-        route("unavailable");
+        ex->SetRoute("unavailable");
         return ex->Reply(
             ErrorResponse(503, "unavailable",
                           rt == nullptr ? "loading the model; retry shortly" : "shutting down"));
     }
+    // 4. The route table.
+    if (!Dispatch(c, /*is_public=*/false)) {
+        ex->SetRoute("unknown");
+        ex->Reply(ErrorResponse(404, "not_found", "no route " + c.request.path));
+    }
+}
 
-    // /v1/...
-    if (parts.size() == 2 && parts[1] == "queries") {
-        route("/v1/queries");
-        return method == "GET" ? RecentQueries(c) : wrong_method("GET");
+void Api::Health(Call& c) {
+    if (c.rt == nullptr || stopping_) {
+        return c.ex->Reply(ErrorResponse(503, "unavailable",
+                                         c.rt == nullptr ? "loading the model" : "shutting down"));
     }
-    if (parts.size() == 2 && parts[1] == "models") {
-        route("/v1/models");
-        return method == "GET" ? Models(c) : wrong_method("GET");
-    }
-    if (parts.size() == 2 && parts[1] == "completions") {
-        route("/v1/completions");
-        return method == "POST" ? Completions(c, false) : wrong_method("POST");
-    }
-    if (parts.size() == 3 && parts[1] == "chat" && parts[2] == "completions") {
-        route("/v1/chat/completions");
-        return method == "POST" ? Completions(c, true) : wrong_method("POST");
-    }
-    if (parts.size() >= 2 && parts[1] == "sessions") {
-        if (parts.size() == 2) {
-            route("/v1/sessions");
-            if (method == "GET") {
-                return ListSessions(c);
-            }
-            return method == "POST" ? CreateSession(c) : wrong_method("GET, POST");
-        }
-        const auto id = ParseId(parts[2]);
-        auto unknown = [&] {
-            ex->Reply(ErrorResponse(404, "not_found", "unknown session " + std::string(parts[2])));
-        };
-        if (parts.size() == 3) {
-            route("/v1/sessions/{id}");
-            if (method != "GET" && method != "DELETE") {
-                return wrong_method("GET, DELETE");
-            }
-            if (!id) {
-                return unknown();
-            }
-            return method == "GET" ? GetSession(c, *id) : DeleteSession(c, *id);
-        }
-        const std::string_view what = parts[3];
-        if (parts.size() == 4 && what == "data") {
-            route("/v1/sessions/{id}/data");
-            if (method != "GET" && method != "POST") {
-                return wrong_method("GET, POST");
-            }
-            if (!id) {
-                return unknown();
-            }
-            return method == "POST" ? AppendData(c, *id) : ReadData(c, *id);
-        }
-        if (parts.size() == 4 && what == "query") {
-            route("/v1/sessions/{id}/query");
-            if (method != "POST") {
-                return wrong_method("POST");
-            }
-            return id ? QuerySession(c, *id) : unknown();
-        }
-        if (parts.size() == 4 && what == "events") {
-            route("/v1/sessions/{id}/events");
-            if (method != "GET") {
-                return wrong_method("GET");
-            }
-            return id ? Events(c, *id) : unknown();
-        }
-        if (parts.size() == 4 && what == "flash") {
-            route("/v1/sessions/{id}/flash");
-            if (method != "GET" && method != "POST") {
-                return wrong_method("GET, POST");
-            }
-            if (!id) {
-                return unknown();
-            }
-            return method == "POST" ? AddFlash(c, *id) : ListFlash(c, *id);
-        }
-        if (parts.size() == 5 && what == "flash") {
-            route("/v1/sessions/{id}/flash/{flash_id}");
-            if (method != "DELETE") {
-                return wrong_method("DELETE");
-            }
-            const auto flash = ParseId(parts[4]);
-            if (!id) {
-                return unknown();
-            }
-            if (!flash) {
-                return ex->Reply(ErrorResponse(404, "not_found",
-                                               "unknown flash question " + std::string(parts[4])));
-            }
-            return RemoveFlash(c, *id, *flash);
-        }
-    }
-    route("unknown");
-    ex->Reply(ErrorResponse(404, "not_found", "no route " + c.request.path));
+    const CpuBackendInfo& cpu = c.rt->cpu_backend();
+    const Json backend{{"variant", cpu.variant},
+                       {"features", cpu.features},
+                       {"weight_buffers", cpu.extra_buffers},
+                       {"other_backends", cpu.other_backends}};
+    c.ex->Reply(JsonResponse(
+        200, DumpJson(Json{{"status", "ok"}, {"model", model_id_}, {"cpu_backend", backend}})));
+}
+
+void Api::MetricsText(Call& c) {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_.RenderPrometheus() + (c.rt != nullptr ? c.rt->MetricsPrometheus() : "");
+    c.ex->Reply(std::move(r));
 }
 
 void Api::Models(Call& c) {

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace kvs::http {
 
@@ -51,7 +52,21 @@ public:
     struct Call;  // one request being served (api.cpp)
 
 private:
-    // Routes (routes_sessions.cpp, routes_openai.cpp).
+    struct Route;    // one row of the route table (api.cpp)
+    struct PathIds;  // the ids a route's path names
+
+    // The route table: {method, pattern, access, handler}, in match order (api.cpp).
+    static const std::vector<Route>& Routes();
+    // Finds the route of the path among those of `is_public` access and runs it, or answers 405
+    // (the path matches, the method does not) or 404 (a malformed id). False when no pattern
+    // matches the path: nothing is answered then.
+    bool Dispatch(Call& c, bool is_public);
+    // The dashboard's files; false when the path is none of the dashboard's.
+    bool ServeDashboard(Call& c);
+
+    // Routes (api.cpp: /health, /metrics, /v1/models; routes_sessions.cpp, routes_openai.cpp).
+    void Health(Call& c);
+    void MetricsText(Call& c);
     void CreateSession(Call& c);
     void ListSessions(Call& c);
     void GetSession(Call& c, SessionId id);

@@ -70,97 +70,80 @@ Result<std::string> ChatPrompt(const Json& body, const Model& model, std::size_t
     return model.ApplyChatTemplate(chat);
 }
 
-}  // namespace
-
-void Api::Completions(Call& c, bool chat) {
-    auto body = c.Body();
-    if (!body) {
-        return;
-    }
+// The request's settings; false after replying the error.
+bool ReadCompletion(const Api::Call& c,
+                    const Json& body,
+                    bool chat,
+                    const ApiLimits& limits,
+                    QueryOptions& q,
+                    bool& stream) {
     // Unknown fields are ignored here: OpenAI clients send many optional ones.
-    QueryOptions q;
     q.question.clear();
     q.sampling.temperature = 1.0F;  // OpenAI's default
     std::int64_t max_tokens = 16;
     std::int64_t n = 1;
-    bool stream = false;
     if (chat) {
         max_tokens = 256;
-        if (!Read(c, OptInt(*body, "max_completion_tokens", 1, limits_.max_tokens), max_tokens)) {
-            return;
+        if (!Read(c, OptInt(body, "max_completion_tokens", 1, limits.max_tokens), max_tokens)) {
+            return false;
         }
     }
-    if (!Read(c, OptInt(*body, "max_tokens", 1, limits_.max_tokens), max_tokens) ||
-        !ReadSampling(c, *body, q.sampling) ||
-        !Read(c, OptStringOrList(*body, "stop", 4, 256), q.stop) ||
-        !Read(c, OptBool(*body, "stream"), stream) || !Read(c, OptInt(*body, "n", 1, 1), n) ||
-        !Read(c, OptBool(*body, "ignore_eos"), q.ignore_eog)) {
-        return;
+    if (!Read(c, OptInt(body, "max_tokens", 1, limits.max_tokens), max_tokens) ||
+        !ReadSampling(c, body, q.sampling) ||
+        !Read(c, OptStringOrList(body, "stop", 4, 256), q.stop) ||
+        !Read(c, OptBool(body, "stream"), stream) || !Read(c, OptInt(body, "n", 1, 1), n) ||
+        !Read(c, OptBool(body, "ignore_eos"), q.ignore_eog)) {
+        return false;
     }
     q.max_tokens = static_cast<int>(max_tokens);
-    std::string prompt;
+    return true;
+}
+
+// The prompt: the messages through the chat template, or "prompt" (a string or a list of one
+// string). False after replying the error.
+bool ReadPrompt(
+    const Api::Call& c, const Json& body, bool chat, const ApiLimits& limits, std::string& prompt) {
     if (chat) {
-        auto rendered = ChatPrompt(*body, c.rt->model(), limits_.max_text_bytes);
+        auto rendered = ChatPrompt(body, c.rt->model(), limits.max_text_bytes);
         if (c.Failed(rendered.status())) {
-            return;
+            return false;
         }
         prompt = std::move(rendered).value();
-    } else {
-        const Json* p = FindField(*body, "prompt");
-        if (p != nullptr && p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
-            prompt = (*p)[0].get<std::string>();
-        } else if (!Read(c, OptString(*body, "prompt", limits_.max_text_bytes), prompt)) {
-            return;
-        }
-        if (prompt.empty()) {
-            return c.ex->Reply(
-                ErrorResponse(InvalidArgument("field 'prompt' must be a non-empty string")));
-        }
+        return true;
     }
-    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(UnixNow()) + "-" +
-                           std::to_string(reinterpret_cast<std::uintptr_t>(c.ex.get()) % 100000);
-    const std::string object = chat ? "chat.completion" : "text_completion";
-    const std::int64_t created = UnixNow();
-    auto envelope = [id, created, model = model_id_](const std::string& obj) {
+    const Json* p = FindField(body, "prompt");
+    if (p != nullptr && p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
+        prompt = (*p)[0].get<std::string>();
+    } else if (!Read(c, OptString(body, "prompt", limits.max_text_bytes), prompt)) {
+        return false;
+    }
+    if (prompt.empty()) {
+        c.ex->Reply(ErrorResponse(InvalidArgument("field 'prompt' must be a non-empty string")));
+        return false;
+    }
+    return true;
+}
+
+// What every response object of one completion carries.
+struct Completion {
+    std::string id;
+    std::int64_t created = 0;
+    std::string model;
+    bool chat = false;
+
+    Json Envelope(const std::string& object) const {
         Json j;
         j["id"] = id;
-        j["object"] = obj;
+        j["object"] = object;
         j["created"] = created;
         j["model"] = model;
         return j;
-    };
-    auto usage = [](const Answer& a) {
-        const int prompt_tokens = a.timings.n_prompt_tokens;
-        const int completion = a.timings.n_answer_tokens;
-        return Json{{"prompt_tokens", prompt_tokens},
-                    {"completion_tokens", completion},
-                    {"total_tokens", prompt_tokens + completion}};
-    };
-
-    if (!stream) {
-        c.rt->Stateless(c.tenant.id, std::move(prompt), std::move(q), chat,
-                        [ex = c.ex, chat, object, envelope, usage](Result<Answer> a) {
-                            if (!a.ok()) {
-                                return ex->Reply(ErrorResponse(a.status()));
-                            }
-                            Json choice;
-                            choice["index"] = 0;
-                            if (chat) {
-                                choice["message"] = {{"role", "assistant"}, {"content", a->text}};
-                            } else {
-                                choice["text"] = a->text;
-                                choice["logprobs"] = nullptr;
-                            }
-                            choice["finish_reason"] = FinishReason(a->stop_reason);
-                            Json j = envelope(object);
-                            j["choices"] = Json::array({choice});
-                            j["usage"] = usage(*a);
-                            ex->Reply(JsonResponse(200, DumpJson(j)));
-                        });
-        return;
     }
-    const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
-    auto chunk = [chat, chunk_object, envelope](const Json& delta_or_text, const Json& finish) {
+
+    std::string ChunkObject() const { return chat ? "chat.completion.chunk" : "text_completion"; }
+
+    // One streamed chunk: a chat delta or a piece of text.
+    std::string Chunk(const Json& delta_or_text, const Json& finish) const {
         Json choice;
         choice["index"] = 0;
         if (chat) {
@@ -170,36 +153,90 @@ void Api::Completions(Call& c, bool chat) {
             choice["logprobs"] = nullptr;
         }
         choice["finish_reason"] = finish;
-        Json j = envelope(chunk_object);
+        Json j = Envelope(ChunkObject());
         j["choices"] = Json::array({choice});
         return SseEvent("", DumpJson(j));
-    };
+    }
+};
+
+Json Usage(const Answer& a) {
+    const int prompt_tokens = a.timings.n_prompt_tokens;
+    const int completion = a.timings.n_answer_tokens;
+    return Json{{"prompt_tokens", prompt_tokens},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt_tokens + completion}};
+}
+
+// The whole answer as one response (engine thread; the exchange posts it to the connection).
+void ReplyWhole(Exchange& ex, const Completion& meta, const Result<Answer>& a) {
+    if (!a.ok()) {
+        return ex.Reply(ErrorResponse(a.status()));
+    }
+    Json choice;
+    choice["index"] = 0;
+    if (meta.chat) {
+        choice["message"] = {{"role", "assistant"}, {"content", a->text}};
+    } else {
+        choice["text"] = a->text;
+        choice["logprobs"] = nullptr;
+    }
+    choice["finish_reason"] = FinishReason(a->stop_reason);
+    Json j = meta.Envelope(meta.chat ? "chat.completion" : "text_completion");
+    j["choices"] = Json::array({choice});
+    j["usage"] = Usage(*a);
+    ex.Reply(JsonResponse(200, DumpJson(j)));
+}
+
+// The end of a stream: the finish chunk and the usage, or the error; then [DONE].
+void EndStream(Exchange& ex, const Completion& meta, const Result<Answer>& a) {
+    if (!a.ok()) {
+        ex.Write(SseEvent("", ErrorJson(a.status())));
+    } else {
+        ex.Write(meta.Chunk(meta.chat ? Json::object() : Json(""), FinishReason(a->stop_reason)));
+        Json u = meta.Envelope(meta.ChunkObject());
+        u["choices"] = Json::array();
+        u["usage"] = Usage(*a);
+        ex.Write(SseEvent("", DumpJson(u)));
+    }
+    ex.Write("data: [DONE]\n\n");
+    ex.End();
+}
+
+}  // namespace
+
+void Api::Completions(Call& c, bool chat) {
+    auto body = c.Body();
+    if (!body) {
+        return;
+    }
+    QueryOptions q;
+    bool stream = false;
+    std::string prompt;
+    if (!ReadCompletion(c, *body, chat, limits_, q, stream) ||
+        !ReadPrompt(c, *body, chat, limits_, prompt)) {
+        return;
+    }
+    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(UnixNow()) + "-" +
+                           std::to_string(reinterpret_cast<std::uintptr_t>(c.ex.get()) % 100000);
+    const Completion meta{id, UnixNow(), model_id_, chat};
+    if (!stream) {
+        c.rt->Stateless(c.tenant.id, std::move(prompt), std::move(q), chat,
+                        [ex = c.ex, meta](const Result<Answer>& a) { ReplyWhole(*ex, meta, a); });
+        return;
+    }
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     c.ex->BeginStream();
     c.ex->OnClose([cancel] { cancel->store(true); });
     if (chat) {
-        c.ex->Write(chunk(Json{{"role", "assistant"}, {"content", ""}}, nullptr));
+        c.ex->Write(meta.Chunk(Json{{"role", "assistant"}, {"content", ""}}, nullptr));
     }
     q.cancel = cancel;
-    q.on_text = [ex = c.ex, chat, chunk](std::string_view piece) {
+    q.on_text = [ex = c.ex, meta](std::string_view piece) {
         const std::string text(piece);
-        ex->Write(chunk(chat ? Json{{"content", text}} : Json(text), nullptr));
+        ex->Write(meta.Chunk(meta.chat ? Json{{"content", text}} : Json(text), nullptr));
     };
-    c.rt->Stateless(
-        c.tenant.id, std::move(prompt), std::move(q), chat,
-        [ex = c.ex, chat, chunk, usage, envelope, chunk_object](Result<Answer> a) {
-            if (!a.ok()) {
-                ex->Write(SseEvent("", ErrorJson(a.status())));
-            } else {
-                ex->Write(chunk(chat ? Json::object() : Json(""), FinishReason(a->stop_reason)));
-                Json u = envelope(chunk_object);
-                u["choices"] = Json::array();
-                u["usage"] = usage(*a);
-                ex->Write(SseEvent("", DumpJson(u)));
-            }
-            ex->Write("data: [DONE]\n\n");
-            ex->End();
-        });
+    c.rt->Stateless(c.tenant.id, std::move(prompt), std::move(q), chat,
+                    [ex = c.ex, meta](const Result<Answer>& a) { EndStream(*ex, meta, a); });
 }
 
 }  // namespace kvs::http

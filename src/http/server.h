@@ -4,6 +4,15 @@
 // enforces the size and time limits, and hands each request to one Handler with an Exchange to
 // answer through (exchange.h). It knows nothing of sessions or JSON.
 //
+// Two halves: this file and server.cpp are the acceptor (the listening socket, the I/O threads,
+// the set of live connections); connection.h/.cpp is one connection (reading, replying,
+// streaming, its timeouts).
+//
+// Threads: Start, port and Stop are called by the owner's thread, never from an I/O thread (Stop
+// joins them). The Handler runs on an I/O thread, on the connection's strand, and must not block:
+// it answers later through the Exchange, from any thread. Lifetime: the HttpServer outlives its
+// connections (Stop closes them all before it joins the threads).
+//
 // Limits: request head 16 KiB; body max_body_bytes (413); a request must arrive within
 // request_timeout_s (the connection closes); an idle keep-alive connection closes after
 // idle_timeout_s; event streams get a ": keep-alive" comment every keepalive_s and never time out.

@@ -1,7 +1,5 @@
 #include "persist/snapshot.h"
 
-#include "session/park_store.h"
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
@@ -49,10 +47,6 @@ std::vector<std::uint8_t> TokenBytes(std::span<const Token> tokens) {
 }
 
 }  // namespace
-
-std::uint64_t Xxh64(std::span<const std::uint8_t> bytes) {
-    return ParkChecksum(bytes);
-}
 
 std::vector<std::uint8_t> EncodeSnapshotHead(std::uint64_t session,
                                              const SnapshotExpectation& made_by,

@@ -22,6 +22,7 @@
 #include "common/file_io.h"  // WriteFileAtomic, ReadWholeFile: how snapshot files are written
 #include "common/status.h"
 #include "common/tokens.h"
+#include "common/xxh64.h"  // Xxh64: the checksums of the format
 #include "session/session.h"
 
 #include <cstdint>
@@ -65,9 +66,6 @@ struct SnapshotExpectation {
     std::uint64_t model_fingerprint = 0;
     std::uint64_t kv_fingerprint = 0;
 };
-
-// XXH64 (seed 0).
-std::uint64_t Xxh64(std::span<const std::uint8_t> bytes);
 
 // The whole file for a snapshot (header checksums filled in).
 std::vector<std::uint8_t> EncodeSnapshot(std::uint64_t session,

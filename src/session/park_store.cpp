@@ -1,7 +1,9 @@
 #include "session/park_store.h"
 
 #include "common/check.h"
+#include "common/fd.h"
 #include "common/file_io.h"
+#include "common/xxh64.h"
 
 #include <algorithm>
 #include <array>
@@ -16,7 +18,7 @@
 #include <unistd.h>
 #include <utility>
 
-// POSIX (open/write/fsync/flock) is used only here: the standard library cannot fsync or lock.
+// POSIX: flock here; open, read and write through common/fd.h.
 
 namespace kvs {
 namespace {
@@ -30,105 +32,6 @@ constexpr std::string_view kMagic = "KVSPARK1";
 constexpr std::uint32_t kVersion = 1;
 constexpr std::size_t kHeaderBytes = 40;
 constexpr const char* kLockName = ".park.lock";
-
-// ---- XXH64 (the reference algorithm, seed 0) ----
-
-constexpr std::uint64_t kP1 = 0x9E3779B185EBCA87ULL;
-constexpr std::uint64_t kP2 = 0xC2B2AE3D27D4EB4FULL;
-constexpr std::uint64_t kP3 = 0x165667B19E3779F9ULL;
-constexpr std::uint64_t kP4 = 0x85EBCA77C2B2AE63ULL;
-constexpr std::uint64_t kP5 = 0x27D4EB2F165667C5ULL;
-
-std::uint64_t Load64(const std::uint8_t* p) {
-    std::uint64_t v = 0;
-    std::memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-std::uint64_t Round(std::uint64_t acc, std::uint64_t input) {
-    return std::rotl(acc + input * kP2, 31) * kP1;
-}
-
-std::uint64_t Merge(std::uint64_t h, std::uint64_t v) {
-    return (h ^ Round(0, v)) * kP1 + kP4;
-}
-
-std::uint64_t Xxh64(const std::uint8_t* p, std::size_t n) {
-    const std::uint8_t* const end = p + n;
-    std::uint64_t h = kP5;
-    if (n >= 32) {
-        std::array<std::uint64_t, 4> v = {kP1 + kP2, kP2, 0, 0 - kP1};
-        for (; end - p >= 32; p += 32) {
-            for (std::size_t i = 0; i < 4; ++i) {
-                v[i] = Round(v[i], Load64(p + 8 * i));
-            }
-        }
-        h = std::rotl(v[0], 1) + std::rotl(v[1], 7) + std::rotl(v[2], 12) + std::rotl(v[3], 18);
-        for (const std::uint64_t lane : v) {
-            h = Merge(h, lane);
-        }
-    }
-    h += n;
-    for (; end - p >= 8; p += 8) {
-        h = std::rotl(h ^ Round(0, Load64(p)), 27) * kP1 + kP4;
-    }
-    if (end - p >= 4) {
-        std::uint32_t w = 0;
-        std::memcpy(&w, p, sizeof(w));
-        h = std::rotl(h ^ (w * kP1), 23) * kP2 + kP3;
-        p += 4;
-    }
-    for (; p < end; ++p) {
-        h = std::rotl(h ^ (*p * kP5), 11) * kP1;
-    }
-    h = (h ^ (h >> 33)) * kP2;
-    h = (h ^ (h >> 29)) * kP3;
-    return h ^ (h >> 32);
-}
-
-// ---- File helpers ----
-
-std::string ErrnoText(int err) {
-    return std::generic_category().message(err);
-}
-
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-
-    ~Fd() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-
-    int Get() const { return fd_; }
-
-    int Release() { return std::exchange(fd_, -1); }
-
-private:
-    int fd_;
-};
-
-// Calls `io` (::read or ::write) until `n` bytes moved: 0, or errno (EIO at an early end of file).
-template <typename Byte, typename Io>
-int MoveAll(Io io, int fd, Byte* p, std::size_t n) {
-    while (n > 0) {
-        const ssize_t r = io(fd, p, std::min<std::size_t>(n, 1U << 30));
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return r < 0 ? errno : EIO;
-        }
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return 0;
-}
 
 // The 40-byte header, stored as is (the host is little-endian; no padding).
 struct SpillHeader {
@@ -174,8 +77,8 @@ Result<std::vector<std::uint8_t>> ReadSpillFile(const fs::path& path,
     const std::string lost = "parked state of session " + std::to_string(id) + " is lost: ";
     std::error_code ec;
     const std::uintmax_t have = fs::file_size(path, ec);
-    Fd fd(ec ? -1 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.Get() < 0) {
+    const UniqueFd fd = ec ? UniqueFd() : OpenFd(path, O_RDONLY);
+    if (!fd.valid()) {
         return Status(StatusCode::kStorage, lost + "cannot open " + path.string() + ": " +
                                                 (ec ? ec.message() : ErrnoText(errno)));
     }
@@ -187,9 +90,10 @@ Result<std::vector<std::uint8_t>> ReadSpillFile(const fs::path& path,
     }
     SpillHeader header;
     std::vector<std::uint8_t> payload(n_bytes);
-    int err = MoveAll(::read, fd.Get(), reinterpret_cast<std::uint8_t*>(&header), sizeof(header));
+    int err =
+        ReadAll(fd.get(), std::span(reinterpret_cast<std::uint8_t*>(&header), sizeof(header)));
     if (err == 0) {
-        err = MoveAll(::read, fd.Get(), payload.data(), n_bytes);
+        err = ReadAll(fd.get(), payload);
     }
     if (err != 0) {
         return Status(StatusCode::kStorage,
@@ -230,14 +134,14 @@ void RemoveSpillFiles(const fs::path& dir) {
 }
 
 // An fd holding an exclusive flock on the folder's lock file.
-Result<int> LockFolder(const fs::path& dir) {
+Result<UniqueFd> LockFolder(const fs::path& dir) {
     const fs::path path = dir / kLockName;
-    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (fd.Get() < 0) {
+    UniqueFd fd = OpenFd(path, O_RDWR | O_CREAT, 0600);
+    if (!fd.valid()) {
         return Status(StatusCode::kStorage,
                       "cannot create " + path.string() + ": " + ErrnoText(errno));
     }
-    if (::flock(fd.Get(), LOCK_EX | LOCK_NB) != 0) {
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         const int err = errno;
         if (err == EWOULDBLOCK) {
             return Status(StatusCode::kUnavailable,
@@ -246,20 +150,20 @@ Result<int> LockFolder(const fs::path& dir) {
         return Status(StatusCode::kStorage,
                       "spill_dir " + dir.string() + " cannot be locked: " + ErrnoText(err));
     }
-    return fd.Release();
+    return fd;
 }
 
 }  // namespace
 
 std::uint64_t ParkChecksum(std::span<const std::uint8_t> bytes) {
-    return Xxh64(bytes.data(), bytes.size());
+    return Xxh64(bytes);
 }
 
 // ---- Lifetime ----
 
 Result<std::unique_ptr<ParkStore>> ParkStore::Create(ParkStoreOptions options) {
     if (options.spill_dir.empty()) {
-        return std::unique_ptr<ParkStore>(new ParkStore(std::move(options), -1, false));
+        return std::unique_ptr<ParkStore>(new ParkStore(std::move(options), UniqueFd(), false));
     }
     const fs::path dir = options.spill_dir;
     std::error_code ec;
@@ -271,26 +175,27 @@ Result<std::unique_ptr<ParkStore>> ParkStore::Create(ParkStoreOptions options) {
         return Status(StatusCode::kStorage, "cannot create spill_dir " + dir.string() + ": " +
                                                 (ec ? ec.message() : "it is not a folder"));
     }
-    Result<int> lock_fd = LockFolder(dir);
+    Result<UniqueFd> lock_fd = LockFolder(dir);
     if (!lock_fd.ok()) {
         return lock_fd.status();
     }
     RemoveSpillFiles(dir);  // left by a store that died; the lock says none is alive
-    return std::unique_ptr<ParkStore>(new ParkStore(std::move(options), *lock_fd, created));
+    return std::unique_ptr<ParkStore>(
+        new ParkStore(std::move(options), std::move(lock_fd).value(), created));
 }
 
-ParkStore::ParkStore(ParkStoreOptions options, int lock_fd, bool created_dir)
-    : options_(std::move(options)), lock_fd_(lock_fd), created_dir_(created_dir) {}
+ParkStore::ParkStore(ParkStoreOptions options, UniqueFd lock_fd, bool created_dir)
+    : options_(std::move(options)), lock_fd_(std::move(lock_fd)), created_dir_(created_dir) {}
 
 ParkStore::~ParkStore() {
-    if (lock_fd_ < 0) {
+    if (!lock_fd_.valid()) {
         return;
     }
     const fs::path dir = options_.spill_dir;
     RemoveSpillFiles(dir);
     std::error_code ec;
     fs::remove(dir / kLockName, ec);
-    ::close(lock_fd_);
+    (void)lock_fd_.Close();  // releases the flock
     if (created_dir_) {
         fs::remove(dir, ec);  // fails, harmlessly, when something else is in it
     }

@@ -19,6 +19,7 @@
 // One store per folder: Create holds an flock on `<spill_dir>/.park.lock` and fails when another
 // live store (in any process) holds it. Names are only unique within a folder.
 
+#include "common/fd.h"
 #include "common/status.h"
 #include "session/session.h"
 
@@ -106,7 +107,7 @@ private:
 
     using EntryMap = std::unordered_map<SessionId, Entry>;
 
-    ParkStore(ParkStoreOptions options, int lock_fd, bool created_dir);
+    ParkStore(ParkStoreOptions options, UniqueFd lock_fd, bool created_dir);
 
     Status PutOnDisk(SessionId id, const std::vector<std::uint8_t>& blob);
     Status PutInHost(SessionId id, std::vector<std::uint8_t>& blob);
@@ -120,7 +121,7 @@ private:
     void Drop(EntryMap::iterator it);          // unaccounts and erases it, removing its file
 
     ParkStoreOptions options_;
-    int lock_fd_ = -1;
+    UniqueFd lock_fd_;  // holds the flock on the spill folder; invalid without one
     bool created_dir_ = false;
     EntryMap entries_;
     std::list<SessionId> host_lru_;  // host blobs, least recently parked first

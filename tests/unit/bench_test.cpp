@@ -135,15 +135,6 @@ TEST(SseParserTest, SplitsEventsAcrossPieces) {
     EXPECT_EQ(got[3].data, "[DONE]");
 }
 
-TEST(PercentileTest, NearestRank) {
-    EXPECT_EQ(Percentile({}, 50), 0);
-    EXPECT_EQ(Percentile({5}, 99), 5);
-    EXPECT_EQ(Percentile({4, 1, 3, 2}, 50), 2);
-    EXPECT_EQ(Percentile({4, 1, 3, 2}, 51), 3);
-    EXPECT_EQ(Percentile({4, 1, 3, 2}, 100), 4);
-    EXPECT_EQ(Percentile({4, 1, 3, 2}, 0), 1);
-}
-
 TEST(SvgPlotTest, DrawsSeriesOnLogAxes) {
     Plot plot{"Latency <by> context", "tokens", "seconds", true, true, {}};
     plot.series.push_back({"kvstream", SeriesColor(0), {{512, 0.2}, {8192, 1.0}}});

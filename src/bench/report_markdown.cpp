@@ -1,0 +1,344 @@
+// report.md of `kvstream bench SCENARIO`: the tables, the ablation and the targets.
+
+#include "bench/report_format.h"
+#include "common/stats.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+namespace kvs::bench {
+namespace {
+
+// What every section reads: the run and the measured samples by system.
+struct Input {
+    const Scenario& sc;
+    const RunInfo& info;
+    const std::vector<SystemRun>& runs;
+    const std::optional<Floor>& floor;
+    SamplesBySystem measured;
+    std::vector<SystemKind> kinds;
+    std::set<int> bar_counts;  // the bars between questions kvstream was asked at
+
+    std::vector<const QuerySample*> Samples(SystemKind k) const {
+        auto it = measured.find(k);
+        return it == measured.end() ? std::vector<const QuerySample*>() : it->second;
+    }
+
+    // Total p50 of system k's questions asked after `bars` new bars.
+    double P50At(SystemKind k, int bars) const {
+        std::vector<double> v;
+        for (const auto* s : Samples(k)) {
+            if (s->bars_since == bars) {
+                v.push_back(s->answer.total_ms);
+            }
+        }
+        return Median(v);
+    }
+};
+
+double TotalMs(const QuerySample& s) {
+    return s.answer.total_ms;
+}
+
+double ComputedTokens(const QuerySample& s) {
+    return static_cast<double>(s.answer.computed_tokens);
+}
+
+// The title, the setup and how to reproduce; failed systems.
+void Header(std::ostream& o, const Input& in) {
+    const Scenario& sc = in.sc;
+    const RunInfo& info = in.info;
+    o << "# Streaming market benchmark: " << sc.name << "\n\n";
+    if (!sc.description.empty()) {
+        o << sc.description << "\n\n";
+    }
+    o << "- Machine: " << info.machine << "; " << info.threads << " threads for every server\n"
+      << "- Model: `" << info.model << "`; answers of " << sc.answer_tokens
+      << " tokens (greedy, end of generation ignored; flash answers as registered)\n"
+      << "- Sessions: " << sc.sessions.size() << " (";
+    for (std::size_t i = 0; i < sc.sessions.size(); ++i) {
+        o << (i ? ", " : "") << sc.sessions[i].feed << " from " << sc.sessions[i].context_tokens
+          << " tokens";
+    }
+    o << "); " << Fmt("%g", sc.bars_per_second) << " bars/s per session; "
+      << (sc.sweep() ? "one question after each of " : "questions every ")
+      << (sc.sweep() ? [&] {
+             std::string s;
+             for (int k : sc.after_bars) {
+                 s += (s.empty() ? "" : ", ") + std::to_string(k);
+             }
+             return s + " new bars";
+         }()
+                     : Fmt("%g s on average (Poisson), ", sc.question_gap_s) +
+                           Fmt("for %g s", sc.duration_s))
+      << "; seed " << sc.seed << "; " << info.ctx_per_session << " tokens of KV per session\n"
+      << "- Started " << info.started_utc << ", took " << Fmt("%.0f s", info.wall_s) << "\n"
+      << "- Reproduce: `" << info.command << "`\n\n";
+
+    for (const auto& r : in.runs) {
+        if (!r.error.empty()) {
+            o << "**" << SystemName(r.system) << " failed**: " << r.error << "\n\n";
+        }
+    }
+}
+
+// Question latency of the measured phase, one row per system.
+void LatencyTable(std::ostream& o, const Input& in) {
+    const std::vector<SystemRun>& runs = in.runs;
+    auto samples = [&](SystemKind k) { return in.Samples(k); };
+    const auto total = TotalMs;
+    o << "## Question latency (measured phase)\n\n"
+      << "| system | questions | failed | first token p50 | total p50 | p95 | p99 | tokens "
+         "computed p50 | server CPU (cores busy) | CPU per question |\n"
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (SystemKind k : in.kinds) {
+        const auto s = samples(k);
+        int failed = 0;
+        double cpu = 0;
+        double wall = 0;
+        for (const auto& r : runs) {
+            if (r.system == k) {
+                cpu += r.cpu_s;
+                wall += r.measured_s;
+                for (const auto& q : r.samples) {
+                    failed += !q.warmup && !q.error.empty();
+                }
+            }
+        }
+        const auto t = Values(s, total);
+        o << "| " << SystemName(k) << " | " << s.size() << " | " << failed << " | "
+          << Ms(Median(Values(s, [](const QuerySample& q) { return q.answer.ttft_ms; }))) << " | "
+          << Ms(Median(t)) << " | " << Ms(Quantile(t, 0.95)) << " | " << Ms(Quantile(t, 0.99))
+          << " | " << Fmt("%.0f", Median(Values(s, ComputedTokens))) << " | " << Fmt("%.0f s", cpu)
+          << " (" << Fmt("%.2f", wall > 0 ? cpu / wall : 0) << ") | "
+          << (s.empty() ? std::string("-") : Ms(cpu * 1000 / static_cast<double>(s.size())))
+          << " |\n";
+    }
+}
+
+// Server start, warm-up, append acknowledgements and ingest lag, one row per run.
+void IngestTable(std::ostream& o, const Input& in) {
+    const Scenario& sc = in.sc;
+    o << "\n## Ingest and warm-up\n\n"
+      << "| system | server start | warm-up | bars in phase | append ack p50 / p99 | ingest lag "
+         "p50 / p95 / max | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto& r : in.runs) {
+        o << "| " << SystemName(r.system)
+          << (sc.rounds > 1 ? " #" + std::to_string(r.round + 1) : "") << " | "
+          << Fmt("%.1f s", r.start_s) << " | " << Fmt("%.1f s", r.warmup_s) << " | " << r.bars
+          << " | "
+          << (r.ack_ms.empty() ? std::string("client-side")
+                               : Ms(Median(r.ack_ms)) + " / " + Ms(Quantile(r.ack_ms, 0.99)))
+          << " | "
+          << (r.ingest_lag_ms.empty()
+                  ? std::string("at question time")
+                  : Ms(Median(r.ingest_lag_ms)) + " / " + Ms(Quantile(r.ingest_lag_ms, 0.95)) +
+                        " / " + Ms(Quantile(r.ingest_lag_ms, 1.0)))
+          << " | " << Fmt("%.0f MiB", r.peak_rss_mib) << " |\n";
+    }
+    o << "\nWarm-up brings each session to its starting context: kvstream ingests the history "
+         "(appends, then the engine's prefill); llama-server answers each session's first "
+         "question with the whole history (a cold prefill); the stateless engine has nothing to "
+         "warm.\n";
+}
+
+// Latency by context bucket.
+void ContextTable(std::ostream& o, const Input& in) {
+    auto samples = [&](SystemKind k) { return in.Samples(k); };
+    std::set<int> buckets;
+    for (const auto& [k, list] : in.measured) {
+        for (const auto* s : list) {
+            buckets.insert(Bucket(s->context_tokens));
+        }
+    }
+    o << "\n## Latency against context (total p50, questions)\n\n| system |";
+    for (int b : buckets) {
+        o << " ~" << BucketLabel(b) << " |";
+    }
+    o << "\n|---|";
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+        o << "---:|";
+    }
+    o << "\n";
+    for (SystemKind k : in.kinds) {
+        o << "| " << SystemName(k) << " |";
+        for (int b : buckets) {
+            std::vector<double> v;
+            for (const auto* s : samples(k)) {
+                if (Bucket(s->context_tokens) == b) {
+                    v.push_back(s->answer.total_ms);
+                }
+            }
+            o << " " << (v.empty() ? "-" : Ms(Median(v)) + " (" + std::to_string(v.size()) + ")")
+              << " |";
+        }
+        o << "\n";
+    }
+    o << "\n![latency against context](latency_vs_context.svg)\n";
+}
+
+// The speedup against the bars between questions (sweep scenarios only).
+void BarsTable(std::ostream& o, const Input& in) {
+    if (in.sc.sweep()) {
+        o << "\n## Bars between questions (total p50; in brackets: how many times kvstream's)\n\n"
+          << "| bars | ";
+        for (SystemKind k : in.kinds) {
+            o << SystemName(k) << " | ";
+        }
+        o << "\n|---:|";
+        for (std::size_t i = 0; i < in.kinds.size(); ++i) {
+            o << "---:|";
+        }
+        o << "\n";
+        for (int b : in.bar_counts) {
+            const double base = in.P50At(SystemKind::kKvstream, b);
+            o << "| " << b << " | ";
+            for (SystemKind k : in.kinds) {
+                const double v = in.P50At(k, b);
+                o << (v > 0 ? Ms(v) + (k != SystemKind::kKvstream && base > 0
+                                           ? " (" + Ratio(v / base) + ")"
+                                           : "")
+                            : "-")
+                  << " | ";
+            }
+            o << "\n";
+        }
+        o << "\n![latency against bars between questions](latency_vs_bars.svg)\n";
+    }
+}
+
+// Where the time goes: what each part contributes.
+void Ablation(std::ostream& o, const Input& in) {
+    auto samples = [&](SystemKind k) { return in.Samples(k); };
+    const auto total = TotalMs;
+    const auto kv = samples(SystemKind::kKvstream);
+    const double kv_p50 = Median(Values(kv, total));
+    o << "\n## Where the time goes (ablation)\n\n| step | total p50 | |\n|---|---:|---|\n";
+    const double sl_p50 = Median(Values(samples(SystemKind::kStateless), total));
+    if (sl_p50 > 0) {
+        o << "| stateless: the whole context prefilled for each question | " << Ms(sl_p50)
+          << " | |\n";
+    }
+    if (kv_p50 > 0) {
+        o << "| + stateful KV reuse: only the question and answer computed | " << Ms(kv_p50)
+          << " | " << (sl_p50 > 0 ? Ratio(sl_p50 / kv_p50) + " faster than stateless" : "")
+          << " |\n";
+    }
+    const auto fl = samples(SystemKind::kKvstreamFlash);
+    const double fl_p50 = Median(Values(fl, total));
+    if (fl_p50 > 0) {
+        int hits = 0;
+        for (const auto* s : fl) {
+            hits += s->answer.cached;
+        }
+        const auto hit_ms = Values(
+            fl, [](const QuerySample& s) { return s.answer.cached ? s.answer.server_ms : -1.0; });
+        o << "| + flash queries: registered questions answered from the cache | " << Ms(fl_p50)
+          << " | " << hits << " of " << fl.size()
+          << " cached (the others were asked before the new bar's answer was ready, and computed "
+             "live); a hit in the server p50 "
+          << Ms(Median(hit_ms)) << ", max " << Ms(Quantile(hit_ms, 1.0)) << " |\n";
+    }
+    if (!kv.empty()) {
+        const double engine =
+            Median(Values(kv, [](const QuerySample& s) { return s.answer.engine_ms; }));
+        const double queued =
+            Median(Values(kv, [](const QuerySample& s) { return s.answer.queued_ms; }));
+        o << "\nkvstream's stateful questions: engine compute p50 " << Ms(engine)
+          << ", wait for the scheduler p50 " << Ms(queued)
+          << " (data of the session still being ingested, or the step in flight), the rest "
+             "(HTTP, tokenizing, streaming) about "
+          << Ms(std::max(0.0, kv_p50 - engine - queued)) << ".";
+        for (const auto& r : in.runs) {
+            if (r.system == SystemKind::kKvstream && r.overhead_share) {
+                o << " Scheduler overhead (time in a step outside llama_decode): "
+                  << Fmt("%.2f%%", *r.overhead_share * 100) << " of step time.";
+                break;
+            }
+        }
+        o << "\n";
+    }
+}
+
+// The targets of the reference case, met or missed.
+void Targets(std::ostream& o, const Input& in) {
+    auto samples = [&](SystemKind k) { return in.Samples(k); };
+    const auto total = TotalMs;
+    const auto kv = samples(SystemKind::kKvstream);
+    const auto fl = samples(SystemKind::kKvstreamFlash);
+    o << "\n## Targets\n\nDefined for the reference case (bench/scenarios/targets.json: the "
+         "Qwen2.5-0.5B shape, ~8k tokens, 30 bars between questions); for other scenarios these "
+         "are comparisons, not goals.\n\n| target | measured | |\n|---|---|---|\n";
+    if (in.floor) {
+        std::vector<double> near;
+        for (const auto* s : kv) {
+            if (Bucket(s->context_tokens) == Bucket(in.floor->depth)) {
+                near.push_back(s->answer.total_ms);
+            }
+        }
+        const double adjusted =
+            in.floor->pp_ms + in.floor->tg_ms * (in.floor->gen - 1) / in.floor->gen;
+        const double p50 = Median(near);
+        o << "| kvstream p50 at ~" << BucketLabel(Bucket(in.floor->depth))
+          << " within 10% of llama-bench's floor (pp" << in.floor->prompt << " + tg"
+          << in.floor->gen << " at depth " << in.floor->depth << ": " << Ms(in.floor->total_ms())
+          << "; adjusted for the " << (in.floor->gen - 1) << " decodes we run: " << Ms(adjusted)
+          << ") | " << Ms(p50) << " = " << Fmt("%.2f", adjusted > 0 ? p50 / adjusted : 0)
+          << "x the adjusted floor | " << (p50 > 0 && p50 <= adjusted * 1.1 ? "met" : "missed")
+          << " |\n";
+    }
+    // The speedups: at the sweep's largest count of bars between questions, else over the
+    // whole measured phase.
+    const int most = in.bar_counts.empty() ? 0 : *in.bar_counts.rbegin();
+    auto p50_of = [&](SystemKind k) {
+        return in.sc.sweep() ? in.P50At(k, most) : Median(Values(samples(k), total));
+    };
+    const std::string when = in.sc.sweep()
+                                 ? "with " + std::to_string(most) + " bars between questions"
+                                 : "over all questions (p50)";
+    const double kv_most = p50_of(SystemKind::kKvstream);
+    for (auto [k, want] : {std::pair{SystemKind::kLlamaServer, 10.0},
+                           std::pair{SystemKind::kLlamaServerShared, 20.0},
+                           std::pair{SystemKind::kStateless, 30.0}}) {
+        const double v = p50_of(k);
+        if (v > 0 && kv_most > 0) {
+            o << "| at least " << Ratio(want) << " faster than " << SystemName(k) << " " << when
+              << " | " << Ms(v) << " / " << Ms(kv_most) << " = " << Ratio(v / kv_most) << " | "
+              << (v / kv_most >= want ? "met" : "missed") << " |\n";
+        }
+    }
+    if (!fl.empty()) {
+        const auto server = Values(
+            fl, [](const QuerySample& s) { return s.answer.cached ? s.answer.server_ms : -1.0; });
+        const double worst = Quantile(server, 1.0);
+        o << "| flash hits under 1 ms inside the server | p50 " << Ms(Median(server)) << ", max "
+          << Ms(worst) << " over " << server.size() << " hits | "
+          << (!server.empty() && worst < 1 ? "met" : "missed") << " |\n";
+    }
+    o << "\nRaw figures: `queries.csv` (one row per question), `summary.json`; server logs beside "
+         "them.\n";
+}
+
+}  // namespace
+
+std::string ReportMarkdown(const Scenario& sc,
+                           const RunInfo& info,
+                           const std::vector<SystemRun>& runs,
+                           const std::optional<Floor>& floor) {
+    Input in{sc, info, runs, floor, Measured(runs), Order(runs), {}};
+    for (const auto* s : in.Samples(SystemKind::kKvstream)) {
+        in.bar_counts.insert(s->bars_since);
+    }
+    std::ostringstream o;
+    Header(o, in);
+    LatencyTable(o, in);
+    IngestTable(o, in);
+    ContextTable(o, in);
+    BarsTable(o, in);
+    Ablation(o, in);
+    Targets(o, in);
+    return o.str();
+}
+
+}  // namespace kvs::bench
