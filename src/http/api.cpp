@@ -74,6 +74,8 @@ public:
 
     void Write(std::string chunk) override { inner_->Write(std::move(chunk)); }
 
+    void Post(std::function<void()> work) override { inner_->Post(std::move(work)); }
+
     void End() override { inner_->End(); }
 
     void Pull(std::function<std::optional<std::string>()> next) override {

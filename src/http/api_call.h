@@ -3,6 +3,9 @@
 
 #include "http/api.h"
 
+#include <memory>
+#include <type_traits>
+
 namespace kvs::http {
 
 struct Api::Call {
@@ -32,6 +35,17 @@ struct Api::Call {
         return true;
     }
 };
+
+// A reply for the runtime that carries its result over to the connection's I/O thread
+// (Exchange::Post) before `render` turns it into a response: replies run on the engine thread
+// or the store's writer, which only hand results over (common/thread_role.h).
+template <typename F>
+auto OnIo(ExchangePtr ex, F render) {
+    return [ex = std::move(ex), render = std::make_shared<F>(std::move(render))](auto value) {
+        auto v = std::make_shared<std::decay_t<decltype(value)>>(std::move(value));
+        ex->Post([render, v] { (*render)(std::move(*v)); });
+    };
+}
 
 // Reads an optional field into `out` (left as is when absent); false after replying the error.
 template <typename T>

@@ -1,5 +1,7 @@
 #include "http/connection.h"
 
+#include "common/guard.h"
+
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -88,6 +90,12 @@ void Connection::Close() {
 void Connection::Reply(HttpResponse response) {
     asio::post(stream_.get_executor(),
                [self = shared_from_this(), r = std::move(response)] { self->SendResponse(r); });
+}
+
+void Connection::Post(std::function<void()> work) {
+    asio::post(stream_.get_executor(), [self = shared_from_this(), w = std::move(work)] {
+        Guarded("a reply on the connection", w);
+    });
 }
 
 void Connection::BeginStream() {

@@ -59,6 +59,7 @@ public:
     void Reply(HttpResponse response) override;
     void BeginStream() override;
     void Write(std::string chunk) override;
+    void Post(std::function<void()> work) override;
     void End() override;
     void Pull(std::function<std::optional<std::string>()> next) override;
     void Wake() override;

@@ -1,5 +1,7 @@
 #include "http/exchange.h"
 
+#include "common/check.h"
+#include "common/thread_role.h"
 #include "http/json_body.h"
 
 namespace kvs::http {
@@ -30,6 +32,9 @@ unsigned HttpStatusFor(StatusCode code) {
 }
 
 std::string DumpJson(const Json& value) {
+    KV_CHECK(CurrentThreadRole() == ThreadRole::kOther,
+             std::string("HTTP rendering on the ") + ThreadRoleName(CurrentThreadRole()) +
+                 " thread: post it to the connection (Exchange::Post)");
     return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 

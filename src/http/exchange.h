@@ -54,6 +54,11 @@ public:
     virtual void Pull(std::function<std::optional<std::string>()> next) = 0;
     virtual void Wake() = 0;
 
+    // Runs `work` on the connection's executor (an HTTP I/O thread), in order with the calls
+    // before it. Replies from the engine or the store render their JSON there: those threads
+    // only hand results over (common/thread_role.h; DumpJson checks it).
+    virtual void Post(std::function<void()> work) = 0;
+
     // `on_close` runs once, on the connection's executor, when the client goes away while a
     // stream is open (a streamed query cancels its work there).
     virtual void OnClose(std::function<void()> on_close) = 0;

@@ -87,17 +87,18 @@ void Api::AppendData(Call& c, SessionId id) {
         }
         text = std::move(rendered).value();
     }
-    c.rt->Append(c.tenant.id, id, std::move(text), wait, [ex = c.ex, wait](Result<AppendResult> r) {
-        if (!r.ok()) {
-            return ex->Reply(ErrorResponse(r.status()));
-        }
-        Json j;
-        j["accepted_tokens"] = r->n_tokens_appended;
-        j["version"] = r->version;
-        j["tokens"] = r->n_tokens;
-        j["ingested"] = wait;
-        ex->Reply(JsonResponse(wait ? 200 : 202, DumpJson(j)));
-    });
+    c.rt->Append(c.tenant.id, id, std::move(text), wait,
+                 OnIo(c.ex, [ex = c.ex, wait](Result<AppendResult> r) {
+                     if (!r.ok()) {
+                         return ex->Reply(ErrorResponse(r.status()));
+                     }
+                     Json j;
+                     j["accepted_tokens"] = r->n_tokens_appended;
+                     j["version"] = r->version;
+                     j["tokens"] = r->n_tokens;
+                     j["ingested"] = wait;
+                     ex->Reply(JsonResponse(wait ? 200 : 202, DumpJson(j)));
+                 }));
 }
 
 }  // namespace kvs::http

@@ -220,8 +220,9 @@ void Api::Completions(Call& c, bool chat) {
                            std::to_string(reinterpret_cast<std::uintptr_t>(c.ex.get()) % 100000);
     const Completion meta{id, UnixNow(), model_id_, chat};
     if (!stream) {
-        c.rt->Stateless(c.tenant.id, std::move(prompt), std::move(q), chat,
-                        [ex = c.ex, meta](const Result<Answer>& a) { ReplyWhole(*ex, meta, a); });
+        c.rt->Stateless(
+            c.tenant.id, std::move(prompt), std::move(q), chat,
+            OnIo(c.ex, [ex = c.ex, meta](const Result<Answer>& a) { ReplyWhole(*ex, meta, a); }));
         return;
     }
     auto cancel = std::make_shared<std::atomic<bool>>(false);
@@ -231,12 +232,14 @@ void Api::Completions(Call& c, bool chat) {
         c.ex->Write(meta.Chunk(Json{{"role", "assistant"}, {"content", ""}}, nullptr));
     }
     q.cancel = cancel;
-    q.on_text = [ex = c.ex, meta](std::string_view piece) {
-        const std::string text(piece);
-        ex->Write(meta.Chunk(meta.chat ? Json{{"content", text}} : Json(text), nullptr));
+    q.on_text = [ex = c.ex, meta](std::string_view piece) {  // engine thread: hand it over
+        ex->Post([ex, meta, text = std::string(piece)] {
+            ex->Write(meta.Chunk(meta.chat ? Json{{"content", text}} : Json(text), nullptr));
+        });
     };
-    c.rt->Stateless(c.tenant.id, std::move(prompt), std::move(q), chat,
-                    [ex = c.ex, meta](const Result<Answer>& a) { EndStream(*ex, meta, a); });
+    c.rt->Stateless(
+        c.tenant.id, std::move(prompt), std::move(q), chat,
+        OnIo(c.ex, [ex = c.ex, meta](const Result<Answer>& a) { EndStream(*ex, meta, a); }));
 }
 
 }  // namespace kvs::http

@@ -196,7 +196,8 @@ void Api::CreateSession(Call& c) {
     }
     c.rt->CreateSession(
         c.tenant.id, std::move(o),
-        [ex = c.ex, rt = c.rt, tenant = c.tenant.id, api = this, tmpl](Result<SessionId> id) {
+        OnIo(c.ex, [ex = c.ex, rt = c.rt, tenant = c.tenant.id, api = this,
+                    tmpl](Result<SessionId> id) {
             if (!id.ok()) {
                 return ex->Reply(ErrorResponse(id.status()));
             }
@@ -204,61 +205,63 @@ void Api::CreateSession(Call& c) {
                 std::lock_guard lock(api->mu_);
                 api->templates_[*id] = tmpl;
             }
-            rt->Info(tenant, *id, [ex, rt, tenant, id = *id](Result<SessionInfo> info) {
-                if (!info.ok()) {  // created all the same: say so, with its id
-                    return ex->Reply(JsonResponse(201, DumpJson(Json{{"id", IdText(id)}})));
-                }
-                auto flash = rt->ListFlash(tenant, id);
-                ex->Reply(JsonResponse(
-                    201,
-                    DumpJson(SessionJson(*info, flash.ok() ? *flash : std::vector<FlashInfo>{}))));
-            });
-        });
+            rt->Info(
+                tenant, *id, OnIo(ex, [ex, rt, tenant, id = *id](Result<SessionInfo> info) {
+                    if (!info.ok()) {  // created all the same: say so, with its id
+                        return ex->Reply(JsonResponse(201, DumpJson(Json{{"id", IdText(id)}})));
+                    }
+                    auto flash = rt->ListFlash(tenant, id);
+                    ex->Reply(JsonResponse(
+                        201, DumpJson(SessionJson(
+                                 *info, flash.ok() ? *flash : std::vector<FlashInfo>{}))));
+                }));
+        }));
 }
 
 void Api::ListSessions(Call& c) {
-    c.rt->ListSessions(c.tenant.id, [ex = c.ex, rt = c.rt, tenant = c.tenant.id](
-                                        Result<std::vector<SessionInfo>> sessions) {
-        if (!sessions.ok()) {
-            return ex->Reply(ErrorResponse(sessions.status()));
-        }
-        Json j;
-        j["sessions"] = Json::array();
-        for (const SessionInfo& i : *sessions) {
-            auto flash = rt->ListFlash(tenant, i.id);
-            j["sessions"].push_back(SessionJson(i, flash.ok() ? *flash : std::vector<FlashInfo>{}));
-        }
-        ex->Reply(JsonResponse(200, DumpJson(j)));
-    });
+    c.rt->ListSessions(c.tenant.id, OnIo(c.ex, [ex = c.ex, rt = c.rt, tenant = c.tenant.id](
+                                                   Result<std::vector<SessionInfo>> sessions) {
+                           if (!sessions.ok()) {
+                               return ex->Reply(ErrorResponse(sessions.status()));
+                           }
+                           Json j;
+                           j["sessions"] = Json::array();
+                           for (const SessionInfo& i : *sessions) {
+                               auto flash = rt->ListFlash(tenant, i.id);
+                               j["sessions"].push_back(
+                                   SessionJson(i, flash.ok() ? *flash : std::vector<FlashInfo>{}));
+                           }
+                           ex->Reply(JsonResponse(200, DumpJson(j)));
+                       }));
 }
 
 void Api::GetSession(Call& c, SessionId id) {
     c.rt->Info(
         c.tenant.id, id,
-        [ex = c.ex, rt = c.rt, tenant = c.tenant.id, id](Result<SessionInfo> info) {
+        OnIo(c.ex, [ex = c.ex, rt = c.rt, tenant = c.tenant.id, id](Result<SessionInfo> info) {
             if (!info.ok()) {
                 return ex->Reply(ErrorResponse(info.status()));
             }
             auto flash = rt->ListFlash(tenant, id);
             ex->Reply(JsonResponse(
                 200, DumpJson(SessionJson(*info, flash.ok() ? *flash : std::vector<FlashInfo>{}))));
-        });
+        }));
 }
 
 void Api::DeleteSession(Call& c, SessionId id) {
-    c.rt->CloseSession(c.tenant.id, id, [ex = c.ex, api = this, id](Status st) {
-        if (!st.ok()) {
-            return ex->Reply(ErrorResponse(st));
-        }
-        {
-            std::lock_guard lock(api->mu_);
-            api->templates_.erase(id);
-        }
-        HttpResponse r;
-        r.status = 204;
-        r.content_type.clear();
-        ex->Reply(std::move(r));
-    });
+    c.rt->CloseSession(c.tenant.id, id, OnIo(c.ex, [ex = c.ex, api = this, id](Status st) {
+                           if (!st.ok()) {
+                               return ex->Reply(ErrorResponse(st));
+                           }
+                           {
+                               std::lock_guard lock(api->mu_);
+                               api->templates_.erase(id);
+                           }
+                           HttpResponse r;
+                           r.status = 204;
+                           r.content_type.clear();
+                           ex->Reply(std::move(r));
+                       }));
 }
 
 void Api::QuerySession(Call& c, SessionId id) {
@@ -308,13 +311,14 @@ void Api::QuerySession(Call& c, SessionId id) {
                              t.queued_ms, a.cached ? 0.0 : t.total_ms, a.cached, UnixMillis()});
     };
     if (!stream) {
-        return c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex, record](Result<Answer> a) {
-            if (a.ok()) {
-                record(*a);
-            }
-            ex->Reply(a.ok() ? JsonResponse(200, DumpJson(AnswerJson(*a)))
-                             : ErrorResponse(a.status()));
-        });
+        return c.rt->Query(c.tenant.id, id, std::move(q),
+                           OnIo(c.ex, [ex = c.ex, record](Result<Answer> a) {
+                               if (a.ok()) {
+                                   record(*a);
+                               }
+                               ex->Reply(a.ok() ? JsonResponse(200, DumpJson(AnswerJson(*a)))
+                                                : ErrorResponse(a.status()));
+                           }));
     }
     if (!c.rt->ListFlash(c.tenant.id, id).ok()) {  // a plain 404 before the stream starts
         return c.ex->Reply(ErrorResponse(NotFound("unknown session " + std::to_string(id))));
@@ -323,17 +327,19 @@ void Api::QuerySession(Call& c, SessionId id) {
     c.ex->BeginStream();
     c.ex->OnClose([cancel] { cancel->store(true); });
     q.cancel = cancel;
-    q.on_text = [ex = c.ex](std::string_view piece) {
-        ex->Write(SseEvent("token", DumpJson(Json{{"text", std::string(piece)}})));
+    q.on_text = [ex = c.ex](std::string_view piece) {  // on the engine thread: hand it over
+        ex->Post([ex, text = std::string(piece)] {
+            ex->Write(SseEvent("token", DumpJson(Json{{"text", text}})));
+        });
     };
-    c.rt->Query(c.tenant.id, id, std::move(q), [ex = c.ex, record](Result<Answer> a) {
-        if (a.ok()) {
-            record(*a);
-        }
-        ex->Write(a.ok() ? SseEvent("done", DumpJson(AnswerJson(*a)))
-                         : SseEvent("error", ErrorJson(a.status())));
-        ex->End();
-    });
+    c.rt->Query(c.tenant.id, id, std::move(q), OnIo(c.ex, [ex = c.ex, record](Result<Answer> a) {
+                    if (a.ok()) {
+                        record(*a);
+                    }
+                    ex->Write(a.ok() ? SseEvent("done", DumpJson(AnswerJson(*a)))
+                                     : SseEvent("error", ErrorJson(a.status())));
+                    ex->End();
+                }));
 }
 
 void Api::RecentQueries(Call& c) {
@@ -360,10 +366,11 @@ void Api::AddFlash(Call& c, SessionId id) {
     if (!o) {
         return;
     }
-    c.rt->AddFlash(c.tenant.id, id, std::move(*o), [ex = c.ex](Result<FlashId> f) {
-        ex->Reply(f.ok() ? JsonResponse(201, DumpJson(Json{{"flash_id", IdText(*f)}}))
-                         : ErrorResponse(f.status()));
-    });
+    c.rt->AddFlash(c.tenant.id, id, std::move(*o), OnIo(c.ex, [ex = c.ex](Result<FlashId> f) {
+                       ex->Reply(f.ok()
+                                     ? JsonResponse(201, DumpJson(Json{{"flash_id", IdText(*f)}}))
+                                     : ErrorResponse(f.status()));
+                   }));
 }
 
 void Api::ListFlash(Call& c, SessionId id) {
@@ -380,15 +387,15 @@ void Api::ListFlash(Call& c, SessionId id) {
 }
 
 void Api::RemoveFlash(Call& c, SessionId id, FlashId flash) {
-    c.rt->RemoveFlash(c.tenant.id, id, flash, [ex = c.ex](Status st) {
-        if (!st.ok()) {
-            return ex->Reply(ErrorResponse(st));
-        }
-        HttpResponse r;
-        r.status = 204;
-        r.content_type.clear();
-        ex->Reply(std::move(r));
-    });
+    c.rt->RemoveFlash(c.tenant.id, id, flash, OnIo(c.ex, [ex = c.ex](Status st) {
+                          if (!st.ok()) {
+                              return ex->Reply(ErrorResponse(st));
+                          }
+                          HttpResponse r;
+                          r.status = 204;
+                          r.content_type.clear();
+                          ex->Reply(std::move(r));
+                      }));
 }
 
 void Api::Events(Call& c, SessionId id) {

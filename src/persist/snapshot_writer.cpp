@@ -1,6 +1,7 @@
 #include "persist/snapshot_writer.h"
 
 #include "common/guard.h"
+#include "common/thread_role.h"
 
 #include <algorithm>
 #include <chrono>
@@ -88,6 +89,7 @@ std::size_t SnapshotWriter::peak_held_bytes() const {
 }
 
 void SnapshotWriter::Loop() {
+    SetThreadRole(ThreadRole::kSnapshotWriter);
     while (true) {
         Job job;
         {

@@ -1,6 +1,7 @@
 #include "persist/store.h"
 
 #include "common/guard.h"
+#include "common/thread_role.h"
 #include "persist/sqlite_stmt.h"
 
 #include <map>
@@ -255,6 +256,7 @@ void Store::Flush() {
 }
 
 void Store::WriterLoop() {
+    SetThreadRole(ThreadRole::kStoreWriter);
     while (true) {
         std::deque<Pending> batch;
         {

@@ -1,6 +1,7 @@
 #include "runtime/runtime.h"
 
 #include "common/guard.h"
+#include "common/thread_role.h"
 #include "runtime/runtime_state.h"
 
 #include <chrono>
@@ -38,6 +39,7 @@ Runtime::~Runtime() {
 }
 
 void Runtime::EngineThread(std::promise<Status> ready) {
+    SetThreadRole(ThreadRole::kEngine);
     State state;
     if (Status st = OpenEngine(state); !st.ok()) {
         ready.set_value(st);
