@@ -76,7 +76,7 @@ void Api::AppendData(Call& c, SessionId id) {
             InvalidArgument("send exactly one of 'text' (a non-empty string) or 'records'")));
     }
     if (records != nullptr) {
-        if (!c.rt->ListFlash(c.tenant.id, id).ok()) {  // the template is the session's
+        if (!c.rt->Owns(c.tenant.id, id)) {  // the template is the session's
             return c.ex->Reply(ErrorResponse(NotFound("unknown session " + std::to_string(id))));
         }
         auto rendered = RenderRecords(

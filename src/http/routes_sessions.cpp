@@ -249,7 +249,7 @@ void Api::GetSession(Call& c, SessionId id) {
 }
 
 void Api::DeleteSession(Call& c, SessionId id) {
-    c.rt->CloseSession(c.tenant.id, id, OnIo(c.ex, [ex = c.ex, api = this, id](Status st) {
+    c.rt->CloseSession(c.tenant.id, id, OnIo(c.ex, [ex = c.ex, api = this, id](const Status& st) {
                            if (!st.ok()) {
                                return ex->Reply(ErrorResponse(st));
                            }
@@ -320,7 +320,7 @@ void Api::QuerySession(Call& c, SessionId id) {
                                                 : ErrorResponse(a.status()));
                            }));
     }
-    if (!c.rt->ListFlash(c.tenant.id, id).ok()) {  // a plain 404 before the stream starts
+    if (!c.rt->Owns(c.tenant.id, id)) {  // a plain 404 before the stream starts
         return c.ex->Reply(ErrorResponse(NotFound("unknown session " + std::to_string(id))));
     }
     auto cancel = std::make_shared<std::atomic<bool>>(false);
@@ -387,7 +387,7 @@ void Api::ListFlash(Call& c, SessionId id) {
 }
 
 void Api::RemoveFlash(Call& c, SessionId id, FlashId flash) {
-    c.rt->RemoveFlash(c.tenant.id, id, flash, OnIo(c.ex, [ex = c.ex](Status st) {
+    c.rt->RemoveFlash(c.tenant.id, id, flash, OnIo(c.ex, [ex = c.ex](const Status& st) {
                           if (!st.ok()) {
                               return ex->Reply(ErrorResponse(st));
                           }

@@ -285,7 +285,7 @@ void Store::WriterLoop() {
 Status Store::CommitBatch(const std::deque<Pending>& batch) {
     std::lock_guard lock(db_mu_);
     auto fail = [&](const std::string& what) {
-        const Status st = SqlError(db_, what);
+        Status st = SqlError(db_, what);
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         stats_.n_failed += batch.size();
         return st;

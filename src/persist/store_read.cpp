@@ -147,7 +147,7 @@ void Store::ReadLogPage(SessionId session,
                         std::function<void(Result<LogPage>)> done) {
     {
         std::lock_guard lock(reads_mu_);
-        reads_.push_back([this, session, after_version, limits, done = std::move(done)] {
+        reads_.emplace_back([this, session, after_version, limits, done = std::move(done)] {
             done(ReadLogPage(session, after_version, limits));
         });
     }

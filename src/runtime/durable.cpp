@@ -110,7 +110,7 @@ void Runtime::FinishDurable(State& s) {
 void Runtime::ForgetStored(State& s, SessionId id, Reply<Status> r) {
     s.snapshots->Remove(id);
     s.snapshot_marks.erase(id);
-    s.store->DeleteSession(id, [r = std::move(r), id](Status stored) {
+    s.store->DeleteSession(id, [r = std::move(r), id](const Status& stored) {
         r(stored.ok() ? stored
                       : Status(StatusCode::kStorage,
                                "session " + std::to_string(id) +
@@ -122,7 +122,7 @@ void Runtime::ForgetStored(State& s, SessionId id, Reply<Status> r) {
 void Runtime::StoreCreated(State& s,
                            SessionId id,
                            const SessionOptions& o,
-                           Reply<Result<SessionId>> r) {
+                           const Reply<Result<SessionId>>& r) {
     StoredSession stored;
     stored.id = id;
     const auto name = options_.durable.tenant_names.find(o.tenant);
@@ -137,7 +137,7 @@ void Runtime::StoreCreated(State& s,
             stored.flash.push_back(ToStored(f.id, f.options));
         }
     }
-    s.store->PutSession(std::move(stored), [this, id, tenant = o.tenant, r](Status st) {
+    s.store->PutSession(std::move(stored), [this, id, tenant = o.tenant, r](const Status& st) {
         if (st.ok()) {
             r(id);
             return;
@@ -158,7 +158,7 @@ std::function<void(Status)> Runtime::AppendOutcome(
     AppendResult accepted,
     bool wait,
     std::shared_ptr<Reply<Result<AppendResult>>> reply) {
-    return [this, id, accepted, wait, reply](Status st) {
+    return [this, id, accepted, wait, reply](const Status& st) {
         // On the store's writer thread: the engine learns the outcome before the client does,
         // so a query sent after the acknowledgement sees the data.
         const std::uint64_t v = accepted.version;

@@ -26,7 +26,8 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
     const int n_extra = o.n_scratch + o.n_template_slots;
     int n_slots = o.n_sessions;
     if (o.kv_budget_cells > 0) {
-        const std::int64_t slot = (o.n_ctx_session + kCellAlign - 1) / kCellAlign * kCellAlign;
+        const std::int64_t slot =
+            std::int64_t{(o.n_ctx_session + kCellAlign - 1) / kCellAlign} * kCellAlign;
         n_slots = static_cast<int>(o.kv_budget_cells / slot) - n_extra;
         if (n_slots < 1) {
             return InvalidArgument("kv_budget_cells holds no session slot next to the " +
@@ -318,7 +319,8 @@ Result<AppendResult> Engine::QueueAppend(Session& s, Tokens tokens, const Append
     const int n_new = static_cast<int>(tokens.size());
     if (s.on_full == OnFull::kReject && n_new > s.room() - s.n_pending_tokens) {
         Session shadow = s;  // the message counts queued tokens as used
-        shadow.tokens.resize(static_cast<std::size_t>(s.n_tokens() + s.n_pending_tokens));
+        shadow.tokens.resize(static_cast<std::size_t>(s.n_tokens()) +
+                             static_cast<std::size_t>(s.n_pending_tokens));
         return ContextFull(RoomMessage(shadow, n_new, "append"));
     }
     if (s.on_full == OnFull::kRoll && n_new > s.n_ctx - s.n_prefix_tokens) {
@@ -340,8 +342,8 @@ Result<QueryId> Engine::TrySubmitQuery(SessionId id, const QueryOptions& options
     }
     KV_RETURN_IF_ERROR(ValidateQuery(options));
     // A registered question with a current (or acceptably stale) result answers at once.
-    if (FlashLookup hit = board_.Lookup(s->tenant, id, options);
-        hit.outcome == FlashLookup::Outcome::kHit) {
+    FlashLookup hit = board_.Lookup(s->tenant, id, options);
+    if (hit.outcome == FlashLookup::Outcome::kHit) {
         step_metrics_.flash_hits.Add();
         if (options.on_text) {
             options.on_text(hit.answer.text);
@@ -349,7 +351,8 @@ Result<QueryId> Engine::TrySubmitQuery(SessionId id, const QueryOptions& options
         const QueryId qid = next_query_++;
         finished_.push_back({qid, std::move(hit.answer)});
         return qid;
-    } else if (hit.outcome == FlashLookup::Outcome::kStale) {
+    }
+    if (hit.outcome == FlashLookup::Outcome::kStale) {
         step_metrics_.flash_misses.Add();
     }
     auto question = model_->Tokenize(options.question, false);

@@ -313,7 +313,7 @@ private:
     void StartFlashJob(Session& s, FlashQuestion& q);
     bool FlashHolds(const Session& s) const;  // a flash evaluation holds the sequence
     void CancelFlash(QueryJob& job);  // rolls back and forgets the job; the question stays stale
-    void FinishFlash(QueryJob& job, Answer answer);
+    void FinishFlash(QueryJob& job, const Answer& answer);
     void OnAccepted(Session& s);  // an append was accepted: questions become stale
     // The question an evaluation on `s` would start with: its most stale one that fits, when the
     // session is resident, idle, fully ingested and no query waits for it; else null.

@@ -239,7 +239,7 @@ void Engine::CancelFlash(QueryJob& job) {
     queries_.erase(job.id);
 }
 
-void Engine::FinishFlash(QueryJob& job, Answer answer) {
+void Engine::FinishFlash(QueryJob& job, const Answer& answer) {
     const Session& s = sessions_.at(job.session);
     FlashQuestion& q = *FindFlash(job.session, job.flash);
     const std::uint64_t version = s.version;  // no data entered while it held the sequence

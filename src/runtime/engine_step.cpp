@@ -330,7 +330,7 @@ void Engine::FinishQueries(const Status& decoded) {
                 answer.timings.n_drafted_tokens);
         }
         if (job.flash != 0) {
-            FinishFlash(job, std::move(answer));
+            FinishFlash(job, answer);
             continue;
         }
         answer.timings.queued_ms =

@@ -156,7 +156,7 @@ template <typename T>
 void Runtime::Submit(Reply<T> reply,
                      std::function<void(State&, Reply<T>&)> work,
                      T busy_value,
-                     std::function<void()> settled) {
+                     const std::function<void()>& settled) {
     auto shared = std::make_shared<Reply<T>>(std::move(reply));
     const bool queued = Enqueue([work = std::move(work), shared, settled](State& state) {
         if (Status st = state.Stopping(); !st.ok()) {
@@ -206,7 +206,7 @@ void Runtime::CreateSession(TenantId tenant,
             s.n_sessions[options.tenant] += 1;
             s.OpenDesk(*id);
             if (s.store) {  // acknowledged once stored
-                s.runtime->StoreCreated(s, *id, options, std::move(r));
+                s.runtime->StoreCreated(s, *id, options, r);
                 return;
             }
             r(std::move(id));
@@ -381,7 +381,7 @@ void Runtime::AddFlash(TenantId tenant,
             }
             s.store->PutFlash(
                 id, ToStored(*added, options),
-                [rt = s.runtime, id, flash = *added, r = std::move(r)](Status stored) {
+                [rt = s.runtime, id, flash = *added, r = std::move(r)](const Status& stored) {
                     if (stored.ok()) {
                         r(flash);
                         return;
@@ -406,7 +406,7 @@ void Runtime::RemoveFlash(TenantId tenant, SessionId id, FlashId flash, Reply<St
                 r(st);
                 return;
             }
-            s.store->DeleteFlash(id, flash, [r = std::move(r)](Status stored) {
+            s.store->DeleteFlash(id, flash, [r = std::move(r)](const Status& stored) {
                 r(stored.ok() ? stored
                               : Status(StatusCode::kStorage,
                                        "the question is removed, but its stored copy could not "

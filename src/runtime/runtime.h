@@ -140,6 +140,9 @@ public:
     std::future<Status> RemoveFlash(TenantId tenant, SessionId id, FlashId flash);
     Result<std::vector<FlashInfo>> ListFlash(TenantId tenant, SessionId id) const;
 
+    // Whether `tenant` has session `id` now (another tenant's session: false); any thread.
+    bool Owns(TenantId tenant, SessionId id) const;
+
     // The session's events from now on; kNotFound for another tenant's or an unknown session.
     Result<std::shared_ptr<Subscription>> Subscribe(TenantId tenant,
                                                     SessionId id,
@@ -215,7 +218,10 @@ private:
     void ForgetStored(State& s, SessionId id, Reply<Status> r);
     // On the snapshot writer's thread: metrics, and the engine learns what is on disk.
     void SnapshotDone(MetricsRegistry& m, const SnapshotWritten& w);
-    void StoreCreated(State& s, SessionId id, const SessionOptions& o, Reply<Result<SessionId>> r);
+    void StoreCreated(State& s,
+                      SessionId id,
+                      const SessionOptions& o,
+                      const Reply<Result<SessionId>>& r);
     // What the store's outcome of an append does: confirm or revoke it in the engine, answer.
     std::function<void(Status)> AppendOutcome(SessionId id,
                                               AppendResult accepted,
@@ -228,7 +234,7 @@ private:
     void Submit(Reply<T> reply,
                 std::function<void(State&, Reply<T>&)> work,
                 T busy_value,
-                std::function<void()> settled = {});
+                const std::function<void()>& settled = {});
 
     RuntimeOptions options_;
     std::mutex mu_;

@@ -9,6 +9,10 @@ Result<std::vector<FlashInfo>> Runtime::ListFlash(TenantId tenant, SessionId id)
     return board_->List(tenant, id);
 }
 
+bool Runtime::Owns(TenantId tenant, SessionId id) const {
+    return board_->Owns(tenant, id);
+}
+
 Result<std::shared_ptr<Subscription>> Runtime::Subscribe(TenantId tenant,
                                                          SessionId id,
                                                          const SubscribeOptions& options) {

@@ -122,8 +122,8 @@ struct Runtime::State {
 
     void AbortWaiters() {
         const Status aborted(StatusCode::kAborted, "the server is shutting down");
-        for (auto& [id, q] : queries) {
-            Guarded("a query's last reply", [&] { q.reply(aborted); });
+        for (auto& entry : queries) {
+            Guarded("a query's last reply", [&] { entry.second.reply(aborted); });
         }
         for (auto& w : append_waits) {
             Guarded("an append's last reply", [&] { w.reply(aborted); });
