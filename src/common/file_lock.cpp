@@ -1,5 +1,7 @@
 #include "common/file_lock.h"
 
+#include "common/fd.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -31,7 +33,7 @@ Result<FileLock> FileLock::Take(const std::filesystem::path& path) {
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         return Status(StatusCode::kStorage,
-                      "cannot open the lock file " + path.string() + ": " + std::strerror(errno));
+                      "cannot open the lock file " + path.string() + ": " + ErrnoText(errno));
     }
     FileLock lock(fd);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -39,8 +41,7 @@ Result<FileLock> FileLock::Take(const std::filesystem::path& path) {
         if (err == EWOULDBLOCK) {
             return Status(StatusCode::kUnavailable, path.string() + " is locked by another holder");
         }
-        return Status(StatusCode::kStorage,
-                      "cannot lock " + path.string() + ": " + std::strerror(err));
+        return Status(StatusCode::kStorage, "cannot lock " + path.string() + ": " + ErrnoText(err));
     }
     return lock;
 }

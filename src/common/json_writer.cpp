@@ -10,24 +10,6 @@
 namespace kvs {
 namespace {
 
-// The length of the UTF-8 sequence that `lead` starts (1 for ASCII; 0 for a byte no
-// well-formed sequence starts with).
-std::size_t SequenceLength(unsigned char lead) {
-    if (lead < 0x80) {
-        return 1;
-    }
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        return 2;
-    }
-    if (lead >= 0xE0 && lead <= 0xEF) {
-        return 3;
-    }
-    if (lead >= 0xF0 && lead <= 0xF4) {
-        return 4;
-    }
-    return 0;
-}
-
 void AppendEscapedAscii(std::string& out, char c) {
     switch (c) {
         case '"':
@@ -70,7 +52,8 @@ std::string JsonQuote(std::string_view text) {
     out.reserve(text.size() + 2);
     out += '"';
     for (std::size_t i = 0; i < text.size();) {
-        const std::size_t n = SequenceLength(static_cast<unsigned char>(text[i]));
+        const auto n =
+            static_cast<std::size_t>(Utf8SequenceLength(static_cast<unsigned char>(text[i])));
         if (n == 1) {
             AppendEscapedAscii(out, text[i]);
             i += 1;

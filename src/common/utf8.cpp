@@ -5,23 +5,6 @@
 namespace kvs {
 namespace {
 
-// Length of the sequence a lead byte starts, or 0 for a byte that cannot lead.
-int SequenceLength(std::uint8_t lead) {
-    if (lead < 0x80) {
-        return 1;
-    }
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        return 2;
-    }
-    if (lead >= 0xE0 && lead <= 0xEF) {
-        return 3;
-    }
-    if (lead >= 0xF0 && lead <= 0xF4) {
-        return 4;
-    }
-    return 0;
-}
-
 bool IsContinuation(std::uint8_t byte) {
     return (byte & 0xC0) == 0x80;
 }
@@ -44,11 +27,27 @@ bool SecondByteOk(std::uint8_t lead, std::uint8_t second) {
 
 }  // namespace
 
+int Utf8SequenceLength(unsigned char lead) {
+    if (lead < 0x80) {
+        return 1;
+    }
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        return 2;
+    }
+    if (lead >= 0xE0 && lead <= 0xEF) {
+        return 3;
+    }
+    if (lead >= 0xF0 && lead <= 0xF4) {
+        return 4;
+    }
+    return 0;
+}
+
 bool IsValidUtf8(std::string_view text) {
     std::size_t i = 0;
     while (i < text.size()) {
         const auto lead = static_cast<std::uint8_t>(text[i]);
-        const int len = SequenceLength(lead);
+        const int len = Utf8SequenceLength(lead);
         if (len == 0 || i + len > text.size()) {
             return false;
         }
@@ -73,7 +72,7 @@ std::size_t CompleteUtf8Prefix(std::string_view text) {
         if (IsContinuation(byte)) {
             continue;
         }
-        const int len = SequenceLength(byte);
+        const int len = Utf8SequenceLength(byte);
         return (len > static_cast<int>(back)) ? n - back : n;
     }
     return n;

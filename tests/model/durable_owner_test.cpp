@@ -22,10 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-double CounterValue(Runtime& rt, const char* name) {
-    return static_cast<double>(rt.metrics().GetCounter(name, "").value());
-}
-
 class DurableOwnerTest : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
@@ -110,7 +106,7 @@ TEST_P(DurableOwnerTest, ASessionParkedAndClosedInOneBatchLeavesNoSnapshot) {
         release.set_value();
         ASSERT_TRUE(b.get().ok());
         ASSERT_TRUE(closed.get().ok());
-        EXPECT_EQ(CounterValue(*rt, "kvs_parks_total"), 1) << "creating b parked a";
+        EXPECT_EQ(CounterValue(rt->metrics(), "kvs_parks_total"), 1) << "creating b parked a";
     }
     EXPECT_FALSE(fs::exists(SnapshotOf(a))) << "a closed session's snapshot is gone";
 }
@@ -185,10 +181,11 @@ TEST_P(DurableOwnerTest, AFailedSnapshotWriteIsRetried) {
     fs::remove_all(dir_ / "snapshots");
     std::ofstream(dir_ / "snapshots") << "not a folder";  // writes fail: ENOTDIR
     ASSERT_TRUE(rt->AppendAndWait(1, id, DataText(0)).get().ok());
-    for (int i = 0; i < 500 && CounterValue(*rt, "kvs_snapshot_failures_total") == 0; ++i) {
+    for (int i = 0; i < 500 && CounterValue(rt->metrics(), "kvs_snapshot_failures_total") == 0;
+         ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    ASSERT_GE(CounterValue(*rt, "kvs_snapshot_failures_total"), 1);
+    ASSERT_GE(CounterValue(rt->metrics(), "kvs_snapshot_failures_total"), 1);
     EXPECT_EQ(rt->Info(1, id).get()->snapshot_version, 0U) << "the failed write covers nothing";
     fs::remove(dir_ / "snapshots");
     fs::create_directories(dir_ / "snapshots");
@@ -232,7 +229,7 @@ TEST_P(DurableOwnerTest, SnapshotMemoryStaysWithinItsBudget) {
             ids.push_back(*rt->CreateSession(1, {}).get());
             ASSERT_TRUE(rt->AppendAndWait(1, ids.back(), DataText(0)).get().ok());
         }
-        EXPECT_GE(CounterValue(*rt, "kvs_parks_total"), 6);
+        EXPECT_GE(CounterValue(rt->metrics(), "kvs_parks_total"), 6);
         hold->set_value();
         rt.reset();
     }

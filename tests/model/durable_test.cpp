@@ -30,10 +30,6 @@ QueryOptions Q(int i) {
     return q;
 }
 
-double CounterValue(Runtime& rt, const char* name) {
-    return static_cast<double>(rt.metrics().GetCounter(name, "").value());
-}
-
 class DurableTest : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
@@ -131,7 +127,7 @@ TEST_P(DurableTest, SessionsComeBackFromSnapshotsThenFromLogs) {
     {
         auto rt = Start(Options());
         ASSERT_TRUE(rt);
-        EXPECT_EQ(CounterValue(*rt, "kvs_restored_from_snapshot_total"), 2);
+        EXPECT_EQ(CounterValue(rt->metrics(), "kvs_restored_from_snapshot_total"), 2);
         ASSERT_EQ(rt->restored().size(), 2U);
         EXPECT_EQ(rt->restored()[0], std::make_pair(a, std::string("settings of a")));
         auto info = rt->Info(1, a).get();
@@ -167,7 +163,7 @@ TEST_P(DurableTest, SessionsComeBackFromSnapshotsThenFromLogs) {
     fs::remove(SnapshotOf(b));
     auto rt = Start(Options());
     ASSERT_TRUE(rt);
-    EXPECT_EQ(CounterValue(*rt, "kvs_restored_from_log_total"), 2);
+    EXPECT_EQ(CounterValue(rt->metrics(), "kvs_restored_from_log_total"), 2);
     EXPECT_TRUE(Agree(*rt->Query(1, a, Q(2)).get(), after_five, GetParam() + " from the log"));
     EXPECT_EQ(rt->Info(1, a).get()->version, 5U);
     EXPECT_EQ(rt->Info(2, b).get()->accepted_version, 4U);
@@ -222,10 +218,12 @@ TEST_P(DurableTest, UnusableSnapshotsFallBackToTheLog) {
         c.spoil(SnapshotOf(id), SnapshotOf(other));
         auto rt = Start(Options());
         ASSERT_TRUE(rt);
-        EXPECT_EQ(CounterValue(*rt, "kvs_snapshots_rejected_total"), c.rejected_at_start ? 1 : 0);
+        EXPECT_EQ(CounterValue(rt->metrics(), "kvs_snapshots_rejected_total"),
+                  c.rejected_at_start ? 1 : 0);
         auto a = rt->Query(1, id, Q(0)).get();
         ASSERT_TRUE(a.ok()) << a.status().ToString();
-        EXPECT_EQ(CounterValue(*rt, "kvs_restore_fallbacks_total"), c.rejected_at_start ? 0 : 1);
+        EXPECT_EQ(CounterValue(rt->metrics(), "kvs_restore_fallbacks_total"),
+                  c.rejected_at_start ? 0 : 1);
         EXPECT_EQ(a->version, 3U);
         EXPECT_TRUE(Agree(*a, Reference(Options(), "", texts, 0), GetParam() + " fallback"));
     }
@@ -256,8 +254,8 @@ TEST_P(DurableTest, SnapshotsOfAnotherModelOrKvSettingsAreRefused) {
         }
         auto rt = Start(o);
         ASSERT_TRUE(rt);
-        EXPECT_EQ(CounterValue(*rt, "kvs_snapshots_rejected_total"), 1);
-        EXPECT_EQ(CounterValue(*rt, "kvs_restored_from_log_total"), 1);
+        EXPECT_EQ(CounterValue(rt->metrics(), "kvs_snapshots_rejected_total"), 1);
+        EXPECT_EQ(CounterValue(rt->metrics(), "kvs_restored_from_log_total"), 1);
         auto a = rt->Query(1, id, Q(1)).get();
         ASSERT_TRUE(a.ok()) << a.status().ToString();
         EXPECT_TRUE(Agree(*a, Reference(o, "", texts, 1), GetParam() + " refused snapshot"));
@@ -367,10 +365,11 @@ TEST_P(DurableTest, FailedSnapshotWritesLoseNothing) {
         for (std::size_t i = 1; i < texts.size(); ++i) {
             ASSERT_TRUE(rt->AppendAndWait(1, id, texts[i]).get().ok());
         }
-        for (int i = 0; i < 500 && CounterValue(*rt, "kvs_snapshot_failures_total") == 0; ++i) {
+        for (int i = 0; i < 500 && CounterValue(rt->metrics(), "kvs_snapshot_failures_total") == 0;
+             ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
-        EXPECT_GE(CounterValue(*rt, "kvs_snapshot_failures_total"), 1);
+        EXPECT_GE(CounterValue(rt->metrics(), "kvs_snapshot_failures_total"), 1);
         auto a = rt->Query(1, id, Q(3)).get();
         ASSERT_TRUE(a.ok()) << a.status().ToString();
         EXPECT_EQ(a->version, 3U);
@@ -378,7 +377,7 @@ TEST_P(DurableTest, FailedSnapshotWritesLoseNothing) {
     fs::remove(dir_ / "snapshots");
     auto rt = Start(o);
     ASSERT_TRUE(rt);
-    EXPECT_EQ(CounterValue(*rt, "kvs_restored_from_log_total"), 1);
+    EXPECT_EQ(CounterValue(rt->metrics(), "kvs_restored_from_log_total"), 1);
     EXPECT_TRUE(Agree(*rt->Query(1, id, Q(3)).get(), Reference(o, "", texts, 3),
                       GetParam() + " after failed snapshot writes"));
 }

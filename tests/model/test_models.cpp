@@ -165,4 +165,8 @@ double ConfidenceBound(const Answer& b) {
     return Judge(CompareTokens(a, b), what);
 }
 
+double CounterValue(MetricsRegistry& metrics, const char* name) {
+    return static_cast<double>(metrics.GetCounter(name, "").value());
+}
+
 }  // namespace kvs::test

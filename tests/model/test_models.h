@@ -34,6 +34,9 @@ std::string DataText(int i);
 // A question in the model's idiom.
 std::string Question(int i);
 
+// A counter's value in `metrics` (0 when it was never counted).
+double CounterValue(MetricsRegistry& metrics, const char* name);
+
 // The largest absolute difference between two equally long logit vectors.
 float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
 
