@@ -5,6 +5,8 @@
 
 #include <llama.h>
 
+#include <exception>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -109,8 +111,24 @@ Context::~Context() {
 }
 
 Status Context::Decode(Batch& batch) {
+    // An exception escaping libllama (an allocation, say) is a failed decode of unknown extent:
+    // kInternal, like rc -2/-3, so the caller rolls the sequences back and the thread goes on.
+    try {
+        return DecodeOrThrow(batch);
+    } catch (const std::exception& e) {
+        return Internal(std::string("the decode threw: ") + e.what());
+    } catch (...) {
+        return Internal("the decode threw an exception of unknown type");
+    }
+}
+
+Status Context::DecodeOrThrow(Batch& batch) {
     if (batch.empty()) {
         return InvalidArgument("empty batch");
+    }
+    if (faults_.throw_decodes > 0) {
+        faults_.throw_decodes -= 1;
+        throw std::bad_alloc();
     }
     if (faults_.fail_decodes > 0) {
         faults_.fail_decodes -= 1;

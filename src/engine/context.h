@@ -8,6 +8,7 @@
 
 #include "common/status.h"
 #include "common/tokens.h"
+#include "engine/fault_plan.h"
 
 #include <cstdint>
 #include <memory>
@@ -34,15 +35,6 @@ struct ContextOptions {
     std::string type_v = "f16";  // a quantized V cache needs flash_attn
 };
 
-// Failures the engine must survive but cannot provoke from outside, injected by tests.
-// Engine thread only, like the Context that owns it. Zero (the default): no faults.
-struct FaultPlan {
-    int fail_decodes = 0;   // the next this many Decode() calls fail with `decode_rc`, running
-                            // nothing (a valid outcome of every failing code)
-    int decode_rc = -3;     // the llama_decode return code they report (DecodeStatus)
-    int fail_restores = 0;  // the next this many RestoreSequence() calls refuse their blob
-};
-
 class Context {
 public:
     // Errors: kInvalidArgument (options out of range), kUnavailable (libllama refused).
@@ -58,8 +50,10 @@ public:
     //   kTooLarge           the batch exceeds n_batch(); nothing was run
     //   kInvalidArgument    empty batch, or libllama rejected it (-1); nothing changed
     //   kResourceExhausted  no KV room for a sequence (1); nothing changed
-    //   kAborted (2), kInternal (-2 allocation, -3 compute): ubatches already processed stay in
-    //                       the cache; the caller must roll the sequences back.
+    //   kAborted (2), kInternal (-2 allocation, -3 compute, or an exception thrown inside):
+    //                       ubatches already processed stay in the cache; the caller must roll
+    //                       the sequences back.
+    // Never throws.
     Status Decode(Batch& batch);
 
     // Removes positions [p0, p1) of a sequence (p1 < 0: to the end). Returns false when libllama
@@ -114,6 +108,7 @@ public:
     llama_context* raw() const { return ctx_; }
 
 private:
+    Status DecodeOrThrow(Batch& batch);  // Decode without its exception guard
     Context(llama_context* ctx, const ContextOptions& options, int n_vocab);
 
     llama_context* ctx_;

@@ -88,16 +88,18 @@ void Api::AppendData(Call& c, SessionId id) {
         text = std::move(rendered).value();
     }
     c.rt->Append(c.tenant.id, id, std::move(text), wait,
-                 OnIo(c.ex, [ex = c.ex, wait](Result<AppendResult> r) {
+                 OnIo(c.ex, [ex = c.ex](Result<AppendResult> r) {
                      if (!r.ok()) {
                          return ex->Reply(ErrorResponse(r.status()));
                      }
+                     // 202 unless the data is in the KV cache: a waited-for append that a
+                     // shutdown overtook is stored, and ingested after the restart.
                      Json j;
                      j["accepted_tokens"] = r->n_tokens_appended;
                      j["version"] = r->version;
                      j["tokens"] = r->n_tokens;
-                     j["ingested"] = wait;
-                     ex->Reply(JsonResponse(wait ? 200 : 202, DumpJson(j)));
+                     j["ingested"] = r->ingested;
+                     ex->Reply(JsonResponse(r->ingested ? 200 : 202, DumpJson(j)));
                  }));
 }
 

@@ -165,7 +165,7 @@ void Store::Append(LogEntry entry, std::function<void(Status)> done) {
 
 Status Store::WriteSession(const StoredSession& s) {
     Stmt st(db_,
-            "INSERT OR REPLACE INTO sessions (id, tenant, prefix, roll, max_context, settings) "
+            "INSERT INTO sessions (id, tenant, prefix, roll, max_context, settings) "
             "VALUES (?, ?, ?, ?, ?, ?)");
     if (!st.ok()) {
         return SqlError(db_, "prepare a session write");
@@ -176,8 +176,8 @@ Status Store::WriteSession(const StoredSession& s) {
     st.Bind(4, std::int64_t{s.roll ? 1 : 0});
     st.Bind(5, std::int64_t{s.max_context});
     st.Bind(6, s.settings);
-    if (st.Step() != SQLITE_DONE) {
-        return SqlError(db_, "write a session");
+    if (st.Step() != SQLITE_DONE) {  // a stored session with this id: never overwritten
+        return SqlError(db_, "write session " + std::to_string(s.id));
     }
     KV_RETURN_IF_ERROR(RaiseHighest("session", s.id));
     for (const StoredFlash& f : s.flash) {
@@ -210,7 +210,7 @@ Status Store::EraseSession(SessionId id) {
 
 Status Store::WriteFlash(SessionId session, const StoredFlash& f) {
     Stmt st(db_,
-            "INSERT OR REPLACE INTO flash (session, id, question, max_tokens, temperature, top_p, "
+            "INSERT INTO flash (session, id, question, max_tokens, temperature, top_p, "
             "top_k, seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     st.Bind(1, static_cast<std::int64_t>(session));
     st.Bind(2, static_cast<std::int64_t>(f.id));
@@ -221,7 +221,7 @@ Status Store::WriteFlash(SessionId session, const StoredFlash& f) {
     st.Bind(7, std::int64_t{f.top_k});
     st.Bind(8, static_cast<std::int64_t>(f.seed));
     if (!st.ok() || st.Step() != SQLITE_DONE) {
-        return SqlError(db_, "write a question");
+        return SqlError(db_, "write question " + std::to_string(f.id));  // never overwritten
     }
     return RaiseHighest("flash", f.id);
 }

@@ -117,7 +117,8 @@ public:
     Store& operator=(const Store&) = delete;
 
     // Sessions and flash questions, synchronously: each call is one transaction.
-    // Insert or replace; the questions in `session.flash` are written too (others are kept).
+    // Inserts, never replaces: a session or question whose id is stored already is an error
+    // (ids are never reused, LoadHighestIds); the questions in `session.flash` are written too.
     Status PutSession(const StoredSession& session);
     Status DeleteSession(SessionId id);  // the session, its log and its questions
     Status PutFlash(SessionId session, const StoredFlash& flash);

@@ -1,6 +1,7 @@
 // The store's reads (the contract is in store.h): sessions and ids at start, and the data log,
 // on the read-only connection and its reader thread.
 
+#include "common/guard.h"
 #include "persist/sqlite_stmt.h"
 #include "persist/store.h"
 
@@ -148,7 +149,12 @@ void Store::ReadLogPage(SessionId session,
     {
         std::lock_guard lock(reads_mu_);
         reads_.emplace_back([this, session, after_version, limits, done = std::move(done)] {
-            done(ReadLogPage(session, after_version, limits));
+            // A read that throws (an allocation) is answered as an error; a reply that throws
+            // is reported: either way the reader goes on with the next read.
+            Result<LogPage> page =
+                Internal("reading the data log of session " + std::to_string(session) + " failed");
+            Guarded("a data log read", [&] { page = ReadLogPage(session, after_version, limits); });
+            Guarded("a data log read's reply", [&] { done(std::move(page)); });
         });
     }
     reads_cv_.notify_one();
@@ -166,7 +172,7 @@ void Store::ReaderLoop() {
             read = std::move(reads_.front());
             reads_.pop_front();
         }
-        read();
+        Guarded("a store read", read);
     }
 }
 

@@ -178,16 +178,15 @@ std::function<void(Status)> Runtime::AppendOutcome(
                     return;
                 }
                 if (wait) {
-                    state.append_waits.push_back({id, v, accepted, std::move(*reply)});
+                    state.append_waits.push_back({id, v, accepted, std::move(*reply), true});
                 }
             });
         if (!st.ok()) {
             (*reply)(StorageError("the data could not be stored", st));
-        } else if (!wait) {
+        } else if (!wait || !queued) {
+            // Stored, so acknowledged: without a wait now; with one that the engine will not
+            // see (it has stopped), as stored and not ingested: it is, after the restart.
             (*reply)(accepted);
-        } else if (!queued) {
-            (*reply)(Status(StatusCode::kAborted,
-                            "the data is stored, but the server stopped before ingesting it"));
         }
     };
 }

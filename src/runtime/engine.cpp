@@ -3,6 +3,7 @@
 #include "engine/backend.h"
 
 #include <algorithm>
+#include <new>
 
 namespace kvs {
 namespace {
@@ -87,6 +88,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     if (!context.ok()) {
         return context.status();
     }
+    (*context)->faults() = options.test_faults;
     auto park = ParkStore::Create({options.park_host_bytes, options.park_dir});
     if (!park.ok()) {
         return park.status();
@@ -424,20 +426,30 @@ Result<SessionId> Engine::CreateSession(const SessionOptions& options) {
 Result<AppendResult> Engine::SubmitAppend(SessionId id,
                                           std::string_view text,
                                           const AppendOptions& how) {
+    MaybeThrowAtSubmit();
     auto result = TrySubmitAppend(id, text, how);
     CountRefusal(result.status());
     return result;
 }
 
+void Engine::MaybeThrowAtSubmit() {
+    FaultPlan& f = context_->faults();
+    if (f.throw_at_submit > 0 && ++n_submits_for_faults_ == f.throw_at_submit) {
+        throw std::bad_alloc();
+    }
+}
+
 Result<AppendResult> Engine::SubmitAppendTokens(SessionId id,
                                                 Tokens tokens,
                                                 const AppendOptions& how) {
+    MaybeThrowAtSubmit();
     auto result = TrySubmitAppendTokens(id, std::move(tokens), how);
     CountRefusal(result.status());
     return result;
 }
 
 Result<QueryId> Engine::SubmitQuery(SessionId id, const QueryOptions& options) {
+    MaybeThrowAtSubmit();
     auto result = TrySubmitQuery(id, options);
     CountRefusal(result.status());
     return result;

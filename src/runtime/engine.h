@@ -293,6 +293,7 @@ private:
     int CatchUpTokens(const Session& s) const;
     std::vector<WorkItem> CollectWork();
     double StepTargetMs(std::span<const WorkItem> work) const;
+    void MaybeThrowAtSubmit();  // FaultPlan::throw_at_submit (tests)
     bool IngestStarved(std::span<const WorkItem> work, const StepPlan& plan) const;
     void BuildBatch(const StepPlan& plan, StepReport& report);
     int AddIngest(Session& s, int n_tokens);
@@ -362,9 +363,10 @@ private:
     std::vector<IngestMark> batch_ingest_;  // sessions with data in the current batch
     SessionId next_session_ = 1;
     QueryId next_query_ = 1;
-    std::uint64_t tick_ = 0;     // arrival order and LRU clock
-    double decode_step_ms_ = 0;  // EWMA of decode-only steps (the auto latency target's base)
-    int n_starved_steps_ = 0;    // consecutive steps whose ingest the target cut below the minimum
+    std::uint64_t tick_ = 0;        // arrival order and LRU clock
+    int n_submits_for_faults_ = 0;  // Submit* calls counted for FaultPlan::throw_at_submit
+    double decode_step_ms_ = 0;     // EWMA of decode-only steps (the auto latency target's base)
+    int n_starved_steps_ = 0;  // consecutive steps whose ingest the target cut below the minimum
     std::map<SessionId, SavedSession> saved_;  // adopted, state not yet loaded (tokens moved out)
     std::vector<SessionCapture> park_captures_;
     std::size_t park_capture_room_bytes_ = 0;  // what parking may still copy into park_captures_

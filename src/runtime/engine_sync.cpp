@@ -52,7 +52,7 @@ Result<AppendResult> Engine::AppendTokens(SessionId id, const Tokens& tokens) {
     }
     const Session& s = *FindSession(id);
     KV_RETURN_IF_ERROR(RunUntil([&s, &queued] { return s.version >= queued->version; }));
-    return AppendResult{queued->n_tokens_appended, s.n_tokens(), queued->version};
+    return AppendResult{queued->n_tokens_appended, s.n_tokens(), queued->version, true};
 }
 
 std::vector<Result<AppendResult>> Engine::AppendMany(std::span<const AppendRequest> requests) {
@@ -78,6 +78,7 @@ std::vector<Result<AppendResult>> Engine::AppendMany(std::span<const AppendReque
             continue;
         }
         results[i]->n_tokens = FindSession(requests[i].session)->n_tokens();
+        results[i]->ingested = true;
     }
     return results;
 }

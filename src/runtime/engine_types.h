@@ -5,6 +5,7 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "common/tokens.h"
+#include "engine/fault_plan.h"
 #include "query/draft.h"
 #include "query/flash.h"
 #include "query/query.h"
@@ -68,6 +69,7 @@ struct EngineOptions {
     // copy of its state for TakeParkCaptures (the runtime writes it as a snapshot), while the
     // room SetParkCaptureRoom gave lasts.
     bool capture_on_park = false;
+    FaultPlan test_faults{};  // tests only: failures injected into the context (fault_plan.h)
 };
 
 struct SessionOptions {
@@ -119,6 +121,9 @@ struct AppendResult {
     int n_tokens_appended = 0;
     int n_tokens = 0;  // the session's total afterwards (synchronous appends)
     std::uint64_t version = 0;
+    // The data is in the KV cache (a synchronous or waited-for append). False: accepted and
+    // queued, or (durable) stored in the data log and ingested later, e.g. after a restart.
+    bool ingested = false;
 };
 
 struct AppendRequest {

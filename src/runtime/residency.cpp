@@ -197,11 +197,6 @@ void Engine::RestoreWaiting() {
 }
 
 Status Engine::RollWindow(Session& s, int n_needed) {
-    if (!context_->CanShift()) {
-        return Status(StatusCode::kUnavailable,
-                      "this model's KV memory cannot shift positions, so on_full=roll is not "
-                      "possible");
-    }
     const int n_data = s.n_tokens() - s.n_prefix_tokens;
     const int quarter = (s.n_ctx - s.n_prefix_tokens) / 4;  // drop in steps to roll rarely
     const int n_drop = std::min(n_data, std::max(n_needed - s.room(), quarter));
@@ -209,13 +204,34 @@ Status Engine::RollWindow(Session& s, int n_needed) {
         return ContextFull("session " + std::to_string(s.id) + " cannot make room for " +
                            std::to_string(n_needed) + " tokens even by rolling its window");
     }
+    // 1. Every cell after the prefix goes: the kept data's K/V were computed while the dropped
+    // data was visible, so shifting them would not be what a fresh prefill of the window holds.
+    const auto started = Clock::now();
     const Pos p0 = s.n_prefix_tokens;
-    const bool removed = context_->RemoveTokens(s.seq, p0, p0 + n_drop);
-    KV_CHECK(removed, "dropping the oldest data failed");
-    context_->ShiftPositions(s.seq, p0 + n_drop, -1, -n_drop);
+    if (!context_->RemoveTokens(s.seq, p0, -1)) {
+        return Status(StatusCode::kUnavailable,
+                      "this model's KV memory cannot drop a range of positions, so on_full=roll "
+                      "is not possible");
+    }
     s.tokens.erase(s.tokens.begin() + p0, s.tokens.begin() + p0 + n_drop);
     s.n_dropped_tokens += static_cast<std::uint64_t>(n_drop);
-    events_.push_back({EngineEvent::Kind::kRolled, s.id, s.version, 0});
+    // 2. The kept data is prefilled again after the prefix: the cache then holds exactly a fresh
+    // prefill of the window (stateful = stateless, query/agreement.h). A failed prefill leaves
+    // the slot; the session is rebuilt from its tokens when it next needs one.
+    const std::span<const Token> kept(s.tokens.begin() + p0, s.tokens.end());
+    if (Status st = PrefillSequence(*context_, s.seq, p0, kept); !st.ok()) {
+        context_->ClearSequence(s.seq);
+        slots_.Release(s.seq);
+        s.seq = -1;
+        return Status(StatusCode::kUnavailable, "session " + std::to_string(s.id) +
+                                                    " could not prefill its rolled window (" +
+                                                    st.message() + "); retry shortly");
+    }
+    metrics_
+        .GetCounter("kvs_roll_prefill_tokens_total",
+                    "Tokens prefilled again after a rolling window dropped its oldest data")
+        .Add(static_cast<std::uint64_t>(kept.size()));
+    events_.push_back({EngineEvent::Kind::kRolled, s.id, s.version, MsSince(started)});
     return Status::Ok();
 }
 

@@ -30,6 +30,14 @@ unsigned long long Ull(std::uint64_t v) {
     return static_cast<unsigned long long>(v);
 }
 
+// A store read that failed at start: the server does not start.
+Status UnreadableStore(const std::string& what, const Status& why) {
+    return Status(StatusCode::kStorage,
+                  "cannot read " + what + " from the data folder's database (" + why.ToString() +
+                      "); the server does not start rather than serve without them (check the "
+                      "folder, or start with another --data-dir)");
+}
+
 }  // namespace
 
 // Stored tenant names to this server's ids: a name --api-keys lists gets its id; a number no key
@@ -88,16 +96,20 @@ struct Runtime::RestoreTally {
     std::size_t n_replayed = 0;
 };
 
-void Runtime::RestoreSessions(State& s) {
+Status Runtime::RestoreSessions(State& s) {
+    // 1. What is stored, and the highest ids ever given out. A store that cannot be read stops
+    // the start: serving as empty would give a stored session's id to a new one (another
+    // tenant's, maybe) and later replay the old log into it.
     auto stored = s.store->LoadSessions();
     if (!stored.ok()) {
-        std::fprintf(stderr, "kvstream: cannot read the stored sessions: %s\n",
-                     stored.status().ToString().c_str());
-        return;
+        return UnreadableStore("the stored sessions", stored.status());
     }
-    if (auto highest = s.store->LoadHighestIds(); highest.ok()) {
-        s.engine->ReserveIds(highest->session, highest->flash);
+    auto highest = s.store->LoadHighestIds();
+    if (!highest.ok()) {
+        return UnreadableStore("the highest stored ids", highest.status());
     }
+    s.engine->ReserveIds(highest->session, highest->flash);
+    // 2. Each session, from its snapshot and log; one that cannot be restored is left stored.
     TenantIds tenants(options_.durable.tenant_names);
     RestoreTally tally(s.engine->metrics());
     for (const StoredSession& st : *stored) {
@@ -117,6 +129,7 @@ void Runtime::RestoreSessions(State& s) {
                      restored_.size(), stored->size(), options_.durable.data_dir.c_str(),
                      tally.n_snapshots, tally.n_replayed);
     }
+    return Status::Ok();
 }
 
 bool Runtime::RestoreSession(State& s,

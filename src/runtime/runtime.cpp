@@ -4,6 +4,7 @@
 #include "common/thread_role.h"
 #include "runtime/runtime_state.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -74,7 +75,7 @@ Status Runtime::OpenEngine(State& state) {
     state.engine = std::move(engine).value();
     if (durable) {
         StartSnapshots(state);
-        RestoreSessions(state);
+        KV_RETURN_IF_ERROR(RestoreSessions(state));
         store_ = state.store.get();
     }
     metrics_ = &state.engine->metrics();
@@ -108,7 +109,9 @@ void Runtime::ServeUntilStopped(State& state) {
         if (state.stopping) {
             return;
         }
-        stalled = state.engine->HasWork() && state.engine->Step().n_tokens == 0;
+        // A step that throws is reported and counted as stalled: the loop polls, never spins.
+        stalled = state.engine->HasWork();
+        Guarded("an engine step", [&] { stalled = stalled && state.engine->Step().n_tokens == 0; });
         Guarded("delivering results", [&] { state.Deliver(); });
         if (durable) {
             WriteParkCaptures(state);
@@ -152,17 +155,38 @@ bool Runtime::Enqueue(Command command) {
     return true;
 }
 
+namespace {
+
+// `reply` run at most once, on whichever thread answers first: a command that throws is answered
+// by its caller, unless it answered (or handed its reply on and it answered) before.
+template <typename T>
+Runtime::Reply<T> AtMostOnce(std::shared_ptr<Runtime::Reply<T>> reply) {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    return [reply = std::move(reply), answered](T value) {
+        if (!answered->exchange(true)) {
+            (*reply)(std::move(value));
+        }
+    };
+}
+
+}  // namespace
+
 template <typename T>
 void Runtime::Submit(Reply<T> reply,
                      std::function<void(State&, Reply<T>&)> work,
                      T busy_value,
                      const std::function<void()>& settled) {
-    auto shared = std::make_shared<Reply<T>>(std::move(reply));
+    auto shared =
+        std::make_shared<Reply<T>>(AtMostOnce(std::make_shared<Reply<T>>(std::move(reply))));
     const bool queued = Enqueue([work = std::move(work), shared, settled](State& state) {
         if (Status st = state.Stopping(); !st.ok()) {
             (*shared)(T(st));
         } else {
-            work(state, *shared);
+            // A copy of the once-reply: the work may move its own away (to a store callback).
+            Reply<T> own = *shared;
+            if (!Guarded("a command", [&] { work(state, own); })) {
+                (*shared)(T(Internal("the request failed inside the server (see its log)")));
+            }
         }
         if (settled) {
             settled();
@@ -279,8 +303,13 @@ void Runtime::Append(
         const bool durable = store_ != nullptr;
         const bool queued = Enqueue([this, id, version, wait, durable, accepted, shared,
                                      tokens = std::move(tokens).value()](State& s) mutable {
-            auto queued_here = s.engine->SubmitAppendTokens(id, std::move(tokens),
-                                                            {.held = durable, .version = version});
+            // Guarded here, not only at the loop: a throw must still end the append on the
+            // board (or cached answers stay off for the session) and give the room back.
+            Result<AppendResult> queued_here = Internal("the append failed inside the server");
+            Guarded("queueing an append", [&] {
+                queued_here = s.engine->SubmitAppendTokens(id, std::move(tokens),
+                                                           {.held = durable, .version = version});
+            });
             board_->EndAppend(id);
             if (!queued_here.ok()) {  // closed meanwhile (the desk had admitted it first)
                 if (queued_here.status().code() != StatusCode::kNotFound) {

@@ -208,7 +208,8 @@ private:
     Status OpenDurable(State& s, EngineOptions& engine_options);
     void StartSnapshots(State& s);
     void FinishDurable(State& s);  // shutdown: the store's last outcomes, then every change saved
-    void RestoreSessions(State& s);
+    // kStorage when the stored sessions or the highest ids cannot be read (nothing is served).
+    Status RestoreSessions(State& s);
     // One stored session; false when it is not restored (the reason is printed).
     bool RestoreSession(State& s, const StoredSession& st, TenantId tenant, RestoreTally& tally);
     void ReplayStored(State& s, const StoredSession& st, const std::vector<LogEntry>& log);

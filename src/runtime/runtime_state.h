@@ -26,6 +26,7 @@ struct Runtime::State {
         std::uint64_t version = 0;
         AppendResult result;
         Reply<Result<AppendResult>> reply;
+        bool stored = false;  // the data log holds it: it is acknowledged, whatever happens
     };
 
     // The data folder's lock (durable.cpp): declared first, so destroyed last, after the engine
@@ -100,34 +101,45 @@ struct Runtime::State {
         queries.emplace(*qid, PendingQuery{tenant, std::move(reply)});
     }
 
-    // Hands finished queries and ingested appends to their waiters.
+    // Hands finished queries and ingested appends to their waiters. Each reply and each event
+    // on its own: one that throws is reported and the rest of the step is still delivered.
     void Deliver() {
         for (FinishedQuery& f : engine->TakeFinished()) {
             auto it = queries.find(f.id);
-            if (it != queries.end()) {
-                n_queries[it->second.tenant] -= 1;
-                auto reply = std::move(it->second.reply);
-                queries.erase(it);
-                reply(std::move(f.answer));
+            if (it == queries.end()) {
+                continue;
             }
+            n_queries[it->second.tenant] -= 1;
+            auto reply = std::move(it->second.reply);
+            queries.erase(it);
+            Guarded("a query's reply", [&] { reply(std::move(f.answer)); });
         }
         for (const EngineEvent& e : engine->TakeEvents()) {
             if (e.kind == EngineEvent::Kind::kIngested) {
                 runtime->desk_.Ingested(e.session, e.version);
                 ResolveAppendWaits(e.session, e.version, Status::Ok());
             }
-            hub->Publish(e);
+            Guarded("publishing an event", [&] { hub->Publish(e); });
         }
     }
 
+    // Shutdown: whatever still waits is told so. Queries and in-memory appends were not
+    // recorded: kAborted (retryable). An append the data log holds is acknowledged as stored,
+    // not ingested (it is ingested after the restart): a retry would store it twice.
     void AbortWaiters() {
         const Status aborted(StatusCode::kAborted, "the server is shutting down");
         for (auto& entry : queries) {
             Guarded("a query's last reply", [&] { entry.second.reply(aborted); });
         }
         for (auto& w : append_waits) {
-            Guarded("an append's last reply", [&] { w.reply(aborted); });
+            if (w.stored) {
+                w.result.ingested = false;
+                Guarded("an append's last reply", [&] { w.reply(w.result); });
+            } else {
+                Guarded("an append's last reply", [&] { w.reply(aborted); });
+            }
         }
+        append_waits.clear();
     }
 
     void ResolveAppendWaits(SessionId session, std::uint64_t version, const Status& status) {
@@ -136,9 +148,10 @@ struct Runtime::State {
                 return false;
             }
             if (status.ok()) {
-                w.reply(w.result);
+                w.result.ingested = true;
+                Guarded("an append's reply", [&] { w.reply(w.result); });
             } else {
-                w.reply(status);
+                Guarded("an append's reply", [&] { w.reply(status); });
             }
             return true;
         });

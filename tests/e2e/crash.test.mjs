@@ -7,12 +7,17 @@
 //     same data (the log's entries, appended one by one), and holds the same tokens.
 // Snapshots are taken often (--snapshot-interval-s 0) and only 2 of the sessions fit in the KV
 // cache at once, so kills land during snapshot writes, parking and log replay alike.
+// Every round checks that it tests what it names: the server was alive until the kill and died
+// of that SIGKILL (not by itself: a request that fails before the kill fails the round), and every
+// session came back (/metrics: restored from a snapshot or from the log, none failed). Over all
+// rounds, some sessions must come back from their snapshots: rounds restored from the log alone
+// would leave the snapshot path untested.
 
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { client, makeTempDir, startServer } from './server.mjs';
+import { client, makeTempDir, metric, startServer } from './server.mjs';
 
 const ROUNDS = Number(process.env.KVS_CRASH_ROUNDS ?? 3);
 const CLIENTS = 4;
@@ -42,10 +47,11 @@ async function readLog(api, id) {
   }
 }
 
-// One client: appends unique lines to its session until `stop` resolves or a request fails
-// (the server died). Records what was acknowledged and what was in flight.
-async function feed(api, state, stopped) {
-  while (!stopped.value) {
+// One client: appends unique lines to its session until the round stops or a request fails
+// because the test killed the server. Records what was acknowledged and what was in flight. A
+// request that fails before the kill fails the round: the server went away by itself.
+async function feed(api, state, phase) {
+  while (!phase.stopped) {
     if (state.acked.length >= ROTATE_AFTER) {  // full enough: idle until the kill
       await sleep(20);
       continue;
@@ -56,7 +62,11 @@ async function feed(api, state, stopped) {
     let r;
     try {
       r = await api.post(`/v1/sessions/${state.session}/data`, { text });
-    } catch {
+    } catch (err) {
+      if (!phase.killed) {
+        throw new Error(`client ${state.client}: an append failed before the kill ` +
+          `(${err.message}${err.cause ? `: ${err.cause.message}` : ''})`);
+      }
       return;  // killed: `inflight` may or may not have been stored
     }
     if (r.status === 429) {  // ingest is behind and the server pushes back: not stored
@@ -88,17 +98,40 @@ test(`SIGKILL at random moments, ${ROUNDS} times: no acknowledged append is lost
   }
 
   for (let round = 1; round <= ROUNDS; ++round) {
-    const stopped = { value: false };
-    const feeding = clients.map((state) => feed(api, state, stopped));
-    await sleep(300 + random() * 1200);
-    await server.kill();  // SIGKILL
-    stopped.value = true;
-    await Promise.all(feeding);
+    const phase = { stopped: false, killed: false };
+    const feeding = Promise.all(clients.map((state) => feed(api, state, phase)));
+    feeding.catch(() => {});  // awaited after the kill; a failure before it must not go unheard
+    await sleep(300 + random() * 1200);  // the kill's random moment (not a wait for a condition)
+    // The kill: the server must still be running (one that crashed by itself would make the
+    // round pass without a kill), and it must die of this SIGKILL, not of anything else.
+    assert.equal(server.proc.exitCode, null,
+      `round ${round}: the server exited by itself before the kill\n${server.output()}`);
+    assert.equal(server.proc.signalCode, null,
+      `round ${round}: the server died of a signal before the kill\n${server.output()}`);
+    phase.killed = true;
+    assert.ok(server.proc.kill('SIGKILL'), `round ${round}: SIGKILL could not be sent`);
+    assert.equal(await server.exited, 'SIGKILL',
+      `round ${round}: the server did not die of the SIGKILL\n${server.output()}`);
+    phase.stopped = true;
+    await feeding;
 
     server = await startServer({ args: SERVER_ARGS, ctx: CTX, dataDir, t });
     api = client(server.url);
-    const restored = /\((\d+) from snapshots\)/.exec(server.output());
-    stats.snapshots += restored ? Number(restored[1]) : 0;
+    // Every stored session came back (restores finish before the server is ready), from its
+    // snapshot or from its log alone; none failed.
+    const m = (await api.get('/metrics')).text;
+    const fromSnapshot = metric(m, 'kvs_restored_from_snapshot_total');
+    const fromLog = metric(m, 'kvs_restored_from_log_total');
+    assert.equal(metric(m, 'kvs_restore_failures_total'), 0, `round ${round}: restore failures`);
+    assert.equal(fromSnapshot + fromLog, clients.length,
+      `round ${round}: ${fromSnapshot} sessions restored from snapshots and ${fromLog} from ` +
+      `logs; ${clients.length} were stored`);
+    // The server's own account agrees with its metrics.
+    const said = /restored (\d+) of (\d+) sessions from .* \((\d+) from snapshots\)/.exec(server.output());
+    assert.ok(said, `round ${round}: no restore line in the server's output\n${server.output()}`);
+    assert.deepEqual(said.slice(1).map(Number), [clients.length, clients.length, fromSnapshot],
+      `round ${round}: ${said[0]}`);
+    stats.snapshots += fromSnapshot;
     // Exactly the sessions whose creation was acknowledged and deletion was not.
     const listed = (await api.get('/v1/sessions')).json.sessions.map((s) => s.id).sort();
     assert.deepEqual(listed, clients.map((c) => c.session).sort(), `round ${round}: sessions`);
@@ -165,5 +198,8 @@ test(`SIGKILL at random moments, ${ROUNDS} times: no acknowledged append is lost
       assert.equal((await api.get(`/v1/sessions/${id}/data`)).status, 404);
     }
   }
-  assert.equal(await server.stop(), 0);
+  // Some sessions came back from their snapshots: the rounds did not all fall back to the log.
+  assert.ok(stats.snapshots > 0,
+    `no session was restored from a snapshot in ${ROUNDS} rounds: only log replay was tested`);
+  assert.equal(await server.stop(), 0, server.output());
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import OpenAI from 'openai';
 
-import { client, startServer, writeKeysFile } from './server.mjs';
+import { client, metric, startServer, until, writeKeysFile } from './server.mjs';
 
 const ALICE = 'sk-alice-0123456789';
 const ALICE2 = 'sk-alice-second-key';  // a second key of the same tenant
@@ -425,12 +425,39 @@ test('HEAD: a status line and headers, no body', async () => {
   assert.equal(again.status, 200);
 });
 
-// Another tenant's append is refused at once and does not hold the owner's cached answers back.
+// Another tenant's append is refused at once and does not hold the owner's cached answers back:
+// the owner's registered flash question is answered from the cache (`cached: true`, the same
+// answer at the same version) right before and right after the refused appends, and no query
+// for it missed the cache meanwhile (kvs_flash_misses_total).
 test('404: another tenant appending to a session leaves its cached answers alone', async () => {
+  const flashQuery = { query: 'What did the cat do?' };  // the registered question, its max_tokens
+  const ask = async () => {
+    const r = await alice.post(`/v1/sessions/${session}/query`, flashQuery);
+    assert.equal(r.status, 200, r.text);
+    return r.json;
+  };
+  const misses = async () => metric((await anon.get('/metrics')).text, 'kvs_flash_misses_total');
+  // The flash answer is evaluated in idle time after the append in before(): wait until it is
+  // current and served from the cache.
+  const cached = await until(async () => {
+    const a = await ask();
+    return a.cached ? a : false;
+  }, 20_000, 'the flash answer to be cached');
+  const missesBefore = await misses();
   await unchanged(async () => {
-    const r = await bob.post(`/v1/sessions/${session}/data`, { text: 'intrusion' });
-    assertError(r, 404, 'not_found');
+    for (const wait of [false, true]) {
+      const r = await bob.post(`/v1/sessions/${session}/data`, { text: 'intrusion', wait });
+      assertError(r, 404, 'not_found');
+    }
   });
+  // Asked at once: still a cache hit, the same answer at the same version.
+  const after = await ask();
+  assert.equal(after.cached, true, `the cached answer is held back after the refused append: ${JSON.stringify(after)}`);
+  // The same cached answer, not one evaluated anew for data the refused append brought in.
+  assert.equal(after.flash_id, cached.flash_id, JSON.stringify(after));
+  assert.equal(after.version, cached.version, `the cached answer moved to another version: ${JSON.stringify(after)}`);
+  assert.equal(after.answer, cached.answer, JSON.stringify(after));
+  assert.equal(await misses(), missesBefore, 'a query for the flash question missed the cache');
 });
 
 

@@ -333,10 +333,9 @@ TEST_P(DurableTest, DeletingASessionDeletesItsDataAndSnapshot) {
         ASSERT_TRUE(rt);
         id = *rt->CreateSession(1, {}).get();
         ASSERT_TRUE(rt->AppendAndWait(1, id, DataText(0)).get().ok());
-        for (int i = 0; i < 500 && !fs::exists(SnapshotOf(id)); ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        ASSERT_TRUE(fs::exists(SnapshotOf(id))) << "a periodic snapshot was written";
+        ASSERT_TRUE(WaitUntil([&] { return rt->Info(1, id).get()->snapshot_version == 1; }))
+            << "a periodic snapshot was written";
+        ASSERT_TRUE(fs::exists(SnapshotOf(id)));
         ASSERT_TRUE(rt->CloseSession(1, id).get().ok());
         EXPECT_EQ(rt->ReadLog(1, id, 0).get().status().code(), StatusCode::kNotFound);
     }
@@ -365,11 +364,8 @@ TEST_P(DurableTest, FailedSnapshotWritesLoseNothing) {
         for (std::size_t i = 1; i < texts.size(); ++i) {
             ASSERT_TRUE(rt->AppendAndWait(1, id, texts[i]).get().ok());
         }
-        for (int i = 0; i < 500 && CounterValue(rt->metrics(), "kvs_snapshot_failures_total") == 0;
-             ++i) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        EXPECT_GE(CounterValue(rt->metrics(), "kvs_snapshot_failures_total"), 1);
+        EXPECT_TRUE(WaitUntil(
+            [&] { return CounterValue(rt->metrics(), "kvs_snapshot_failures_total") >= 1; }));
         auto a = rt->Query(1, id, Q(3)).get();
         ASSERT_TRUE(a.ok()) << a.status().ToString();
         EXPECT_EQ(a->version, 3U);

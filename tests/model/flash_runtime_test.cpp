@@ -5,6 +5,7 @@
 #include "runtime/runtime.h"
 
 #include <chrono>
+#include <future>
 #include <gtest/gtest.h>
 
 #include "model/test_models.h"
@@ -17,7 +18,9 @@ using std::chrono::milliseconds;
 class FlashRuntime : public ::testing::TestWithParam<std::string> {
 protected:
     std::unique_ptr<Runtime> Start(RuntimeOptions o = {}) {
+        const FaultPlan faults = o.engine.test_faults;
         o.engine = TestOptions(GetParam());
+        o.engine.test_faults = faults;
         o.engine.flash_max_share = 1.0;
         if (o.engine.model_path.empty()) {
             return nullptr;
@@ -58,24 +61,53 @@ TEST_P(FlashRuntime, CachedHitNeedsNoEngineStep) {
     ASSERT_TRUE(rt->AddFlash(1, id, F(0)).get().ok());
     ASSERT_TRUE(rt->AppendAndWait(1, id, DataText(0)).get().ok());
     ASSERT_TRUE(WaitAllCurrent(*rt, 1, id));
-    // Keep the engine busy: a stateless request with a long context.
-    std::string context;
-    for (int i = 0; context.size() < 600; ++i) {
-        context += DataText(i);
-    }
-    QueryOptions big;
-    big.question = Question(1);
-    big.max_tokens = 32;
-    auto busy = rt->Stateless(2, context, big);
+    // The engine thread is held inside a command: a hit that needed it could not be answered.
+    EngineHold hold(*rt, 1, id);
     auto hit = rt->Query(1, id, FlashQuery(F(0)));
-    ASSERT_EQ(hit.wait_for(milliseconds(0)), std::future_status::ready);
+    ASSERT_EQ(hit.wait_for(milliseconds(0)), std::future_status::ready)
+        << "the cached hit waited for the engine";
     auto answer = hit.get();
     ASSERT_TRUE(answer.ok()) << answer.status().ToString();
     EXPECT_TRUE(answer->cached);
     EXPECT_EQ(answer->version, 1U);
     // Another tenant never gets it, cached or not.
-    EXPECT_EQ(rt->Query(2, id, FlashQuery(F(0))).get().status().code(), StatusCode::kNotFound);
-    EXPECT_TRUE(busy.get().ok());
+    auto other = rt->Query(2, id, FlashQuery(F(0)));
+    hold.Release();
+    EXPECT_EQ(other.get().status().code(), StatusCode::kNotFound);
+}
+
+// Defect: a command that threw was never answered (its future broke; an HTTP request waited
+// for its connection to close), and an append whose command threw left its BeginAppend
+// unmatched, which turned the session's cached answers off for good. FaultPlan makes the
+// engine's second Submit* call throw: first a query's, then (another server) an append's.
+TEST_P(FlashRuntime, AThrowingCommandIsAnsweredAndEndsItsAppend) {
+    RuntimeOptions o;
+    o.engine.test_faults.throw_at_submit = 2;
+    {
+        auto rt = Start(o);
+        ASSERT_TRUE(rt);
+        const SessionId id = *rt->CreateSession(1, {.prefix = "Notes."}).get();
+        ASSERT_TRUE(rt->AppendAndWait(1, id, DataText(0)).get().ok());  // submit 1
+        auto threw = rt->Query(1, id, FlashQuery(F(0)));                // submit 2
+        ASSERT_EQ(threw.wait_for(std::chrono::seconds(120)), std::future_status::ready);
+        const Status st = threw.get().status();
+        EXPECT_EQ(st.code(), StatusCode::kInternal) << st.ToString();
+        EXPECT_TRUE(rt->Query(1, id, FlashQuery(F(0))).get().ok()) << "the next one is served";
+    }
+    auto rt = Start(o);
+    ASSERT_TRUE(rt);
+    const SessionId id = *rt->CreateSession(1, {.prefix = "Notes."}).get();
+    ASSERT_TRUE(rt->AddFlash(1, id, F(0)).get().ok());
+    ASSERT_TRUE(rt->AppendAndWait(1, id, DataText(0)).get().ok());  // submit 1
+    ASSERT_TRUE(rt->Append(1, id, DataText(1)).get().ok());         // submit 2: admitted, throws
+    auto after = rt->AppendAndWait(1, id, DataText(2)).get();       // submit 3
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    ASSERT_TRUE(WaitAllCurrent(*rt, 1, id));
+    auto hit = rt->Query(1, id, FlashQuery(F(0)));
+    auto answer = hit.get();
+    ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+    EXPECT_TRUE(answer->cached) << "cached answers are served again once the data is in";
+    EXPECT_EQ(answer->version, after->version);
 }
 
 // Subscribers: events in order, flash events only when the answer changes (unless asked for

@@ -2,11 +2,13 @@
 
 #include "engine/model_maker.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace kvs {
 namespace {
@@ -73,9 +75,35 @@ TEST(ModelMakerTest, MissingVocabIsNotFound) {
     EXPECT_EQ(MakeModel(o).code(), StatusCode::kNotFound);
 }
 
+// The names in `dir` (empty when it does not exist).
+std::vector<std::string> Entries(const fs::path& dir) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
 TEST(ModelMakerTest, UnwritablePathIsAnErrorAndLeavesNothing) {
+    // A folder that cannot be made: refused before anything is written.
     const Status st = MakeModel(SmallTwin("/proc/kvstream-no-such-dir/twin.gguf", 1));
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+    EXPECT_FALSE(fs::exists("/proc/kvstream-no-such-dir"));
+    // A destination that fails only after the whole file is written (a non-empty folder where
+    // the file should go: the final rename fails): the error names it, and the temporary file
+    // is gone, so the folder holds exactly what it held before.
+    const fs::path dir = TestPath("maker-leftovers");
+    fs::remove_all(dir);
+    fs::create_directories(dir / "twin.gguf");
+    std::ofstream(dir / "twin.gguf" / "keep") << "x";
+    const Status late = MakeModel(SmallTwin((dir / "twin.gguf").string(), 1));
+    EXPECT_FALSE(late.ok());
+    EXPECT_NE(late.message().find("twin.gguf"), std::string::npos) << late.ToString();
+    EXPECT_EQ(Entries(dir), std::vector<std::string>{"twin.gguf"}) << "a temporary file was left";
+    EXPECT_EQ(Entries(dir / "twin.gguf"), std::vector<std::string>{"keep"});
+    fs::remove_all(dir);
 }
 
 TEST(ModelMakerTest, InspectRejectsMissingAndNonGgufFiles) {

@@ -121,7 +121,8 @@ TEST_P(Scheduler, LongIngestDoesNotHoldQueriesBack) {
                 }
             }
         }
-        return -1;
+        ADD_FAILURE() << "the query did not finish in 10,000 steps";
+        return 1 << 20;  // fails every comparison with a finished query's count
     };
     const int idle_steps = steps_to_answer(*engine);
 
@@ -245,15 +246,11 @@ TEST_P(Scheduler, RollingWindowKeepsAnswering) {
     EXPECT_FALSE(a->tokens.empty());
     const Tokens now = *engine->SessionTokens(id);
     EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), now.begin())) << "prefix kept";
-    // Not equal to a fresh prefill of the window, and not meant to be: the kept tokens' K/V were
-    // computed while the dropped data was still visible. The difference is printed, not bounded.
+    // The answer after a roll agrees with a fresh prefill of the same window by the near-tie
+    // rule (query/agreement.h); the margins are printed.
     auto oracle = engine->QueryStateless(now, Greedy(0));
-    float worst = 0;
-    for (std::size_t i = 0; i < std::min(a->step_logits.size(), oracle->step_logits.size()); ++i) {
-        worst = std::max(worst, MaxAbsDiff(a->step_logits[i], oracle->step_logits[i]));
-    }
-    std::printf("[%s] rolled window vs fresh prefill: largest logit difference %.3g\n",
-                GetParam().c_str(), static_cast<double>(worst));
+    ASSERT_TRUE(oracle.ok()) << oracle.status().ToString();
+    EXPECT_TRUE(Agree(*a, *oracle, GetParam() + " rolled window vs fresh prefill"));
 }
 
 // Admission: what can never fit is refused at once, with its reason.

@@ -194,8 +194,11 @@ TEST_P(Speculation, TheCapTurnsItOffAndOn) {
         ASSERT_TRUE(e->SubmitQuery(ids[1], q).ok());
         e->RunUntilIdle();
         int drafted = 0;
-        for (auto& f : e->TakeFinished()) {
-            ASSERT_TRUE(f.answer.ok());
+        const std::vector<FinishedQuery> finished = e->TakeFinished();
+        ASSERT_EQ(finished.size(), 2U) << "both answers finished (cap " << cap << ")";
+        for (const auto& f : finished) {
+            ASSERT_TRUE(f.answer.ok()) << f.answer.status().ToString();
+            EXPECT_EQ(f.answer->tokens.size(), 16U) << "every token of the answer";
             EXPECT_TRUE(Agree(*f.answer, *alone, GetParam() + " cap " + std::to_string(cap)));
             drafted += f.answer->timings.n_drafted_tokens;
         }

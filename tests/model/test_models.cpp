@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <gtest/gtest.h>
+#include <thread>
 
 namespace kvs::test {
 
@@ -167,6 +168,17 @@ double ConfidenceBound(const Answer& b) {
 
 double CounterValue(MetricsRegistry& metrics, const char* name) {
     return static_cast<double>(metrics.GetCounter(name, "").value());
+}
+
+bool WaitUntil(const std::function<bool()>& condition, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return condition();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
 }
 
 }  // namespace kvs::test

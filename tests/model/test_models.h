@@ -5,7 +5,11 @@
 
 #include "query/agreement.h"
 #include "runtime/engine.h"
+#include "runtime/runtime.h"
 
+#include <chrono>
+#include <functional>
+#include <future>
 #include <gtest/gtest.h>
 #include <memory>
 #include <string>
@@ -52,5 +56,44 @@ float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
 double ConfidenceBound(const Answer& b);
 // `Agree` for an answer whose logits were not kept (a cached flash result), against b's logits.
 ::testing::AssertionResult AgreeTokens(const Tokens& a, const Answer& b, const std::string& what);
+
+// Polls `condition` every 10 ms until it holds (true) or `limit` has passed (false). The limit
+// is generous on purpose (a loaded machine, a sanitizer build): a test waits for the condition
+// it then asserts, never for a fixed time.
+bool WaitUntil(const std::function<bool()>& condition,
+               std::chrono::seconds limit = std::chrono::seconds(120));
+
+// Holds a Runtime's engine thread inside a command (an Info reply runs there) from construction
+// until Release(): nothing else runs on the engine meanwhile, and the commands queued meanwhile
+// are taken in one batch (so they start in the same step). `tenant` must own `id`.
+class EngineHold {
+public:
+    EngineHold(Runtime& rt, TenantId tenant, SessionId id) {
+        auto entered = std::make_shared<std::promise<void>>();
+        auto inside = entered->get_future();
+        rt.Info(tenant, id, [entered, released = released_](Result<SessionInfo>) {
+            entered->set_value();
+            released.wait();
+        });
+        inside.get();
+    }
+
+    ~EngineHold() { Release(); }
+
+    EngineHold(const EngineHold&) = delete;
+    EngineHold& operator=(const EngineHold&) = delete;
+
+    void Release() {
+        if (!released_once_) {
+            released_once_ = true;
+            release_.set_value();
+        }
+    }
+
+private:
+    std::promise<void> release_;
+    std::shared_future<void> released_ = release_.get_future().share();
+    bool released_once_ = false;
+};
 
 }  // namespace kvs::test

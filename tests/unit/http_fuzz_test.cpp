@@ -6,7 +6,6 @@
 #include "http/json_body.h"
 #include "http/records.h"
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -18,8 +17,9 @@
 namespace kvs {
 namespace {
 
-constexpr int kMaxIterations = 200'000;
-constexpr auto kMaxDuration = std::chrono::milliseconds(1500);
+// A fixed count, the same on every machine and build (the sanitizer build included): the
+// mutants are seeded, so every run tries exactly the same bodies.
+constexpr int kIterations = 50'000;
 
 using Rng = SplitMix64;
 
@@ -172,13 +172,9 @@ TEST(HttpFuzz, MutatedBodiesNeverCrashOrThrow) {
     const std::vector<std::string> seeds = Seeds();
     Rng rng(0x6B7673747265616DULL);  // "kvstream"
     Counts counts;
-    const auto start = std::chrono::steady_clock::now();
     int iterations = 0;
     std::string body;
-    for (; iterations < kMaxIterations; ++iterations) {
-        if (iterations % 64 == 0 && std::chrono::steady_clock::now() - start > kMaxDuration) {
-            break;
-        }
+    for (; iterations < kIterations; ++iterations) {
         // Mostly fresh mutants of a seed; sometimes keep mutating the last one.
         if (iterations < static_cast<int>(seeds.size())) {
             body = seeds[static_cast<std::size_t>(iterations)];

@@ -150,42 +150,74 @@ TEST_F(StoreTest, AFullDiskFailsAppendsAndKeepsWhatWasAcknowledged) {
 }
 
 // A batch with a bad entry (a version written twice) fails as a whole: no half-written batch.
+// The three appends are made one batch for sure: the writer is held inside the commit before
+// them until all three are queued.
 TEST_F(StoreTest, AFailedBatchWritesNothing) {
-    auto s = Open();
+    std::atomic<bool> hold{false};
+    std::promise<void> entered;
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    StoreOptions o;
+    o.test_hooks.before_commit = [&hold, &entered, released] {
+        if (hold.exchange(false)) {
+            entered.set_value();
+            released.wait();
+        }
+    };
+    auto s = Open(o);
     ASSERT_TRUE(s);
     ASSERT_TRUE(AppendNow(*s, 1, 1, "one").ok());
+    hold = true;
+    std::promise<Status> held_outcome;
+    s->Append({2, 1, "holds the writer"}, [&](Status x) { held_outcome.set_value(x); });
+    entered.get_future().get();
     std::vector<Status> outcomes(3);
     std::promise<void> all;
     std::atomic<int> left{3};
-    // Queued together so they share a commit; the duplicate version 1 fails it.
-    s->Append({1, 2, "two"}, [&](Status x) {
-        outcomes[0] = x;
-        if (--left == 0)
-            all.set_value();
-    });
-    s->Append({1, 1, "dup"}, [&](Status x) {
-        outcomes[1] = x;
-        if (--left == 0)
-            all.set_value();
-    });
-    s->Append({1, 3, "three"}, [&](Status x) {
-        outcomes[2] = x;
-        if (--left == 0)
-            all.set_value();
-    });
+    const std::vector<LogEntry> batch = {{1, 2, "two"}, {1, 1, "dup"}, {1, 3, "three"}};
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        s->Append(batch[i], [&, i](Status x) {
+            outcomes[i] = x;
+            if (--left == 0) {
+                all.set_value();
+            }
+        });
+    }
+    release.set_value();
+    EXPECT_TRUE(held_outcome.get_future().get().ok());
     all.get_future().get();
+    EXPECT_NE(outcomes[1].message().find("UNIQUE"), std::string::npos) << outcomes[1].ToString();
+    for (const Status& x : outcomes) {
+        EXPECT_FALSE(x.ok()) << "the batch shares one commit: none of it is acknowledged";
+    }
     auto log = s->LoadLog(1, 0);
     ASSERT_TRUE(log.ok());
-    if (!outcomes[1].ok()) {
-        EXPECT_NE(outcomes[1].message().find("UNIQUE"), std::string::npos) << outcomes[1].message();
-    }
-    // Whatever the batching was, the log holds exactly the acknowledged entries.
-    std::size_t acked = 1;
-    for (const Status& x : outcomes) {
-        acked += x.ok() ? 1 : 0;
-    }
-    EXPECT_EQ(log->size(), acked);
-    EXPECT_FALSE(outcomes[1].ok()) << "a duplicate version is never acknowledged";
+    ASSERT_EQ(log->size(), 1U) << "nothing of the failed batch is written";
+    EXPECT_EQ(log->front().text, "one");
+    EXPECT_EQ(s->stats().n_failed, 3U);
+}
+
+// Ids are never reused, so a session or question stored under an id that is taken is an error,
+// never a replacement of the stored row (another tenant's, maybe).
+TEST_F(StoreTest, AStoredSessionIsNeverOverwritten) {
+    auto s = Open();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->PutSession({4, "alice", "Alice's notes:\n", false, 0, "", {}}).ok());
+    ASSERT_TRUE(s->PutFlash(4, {2, "Alice's question?", 8, 0, 1, 0, 0}).ok());
+    const Status again = s->PutSession({4, "bob", "Bob's notes:\n", true, 0, "", {}});
+    EXPECT_EQ(again.code(), StatusCode::kInternal) << again.ToString();
+    EXPECT_NE(again.message().find("session 4"), std::string::npos) << again.ToString();
+    std::promise<Status> queued;
+    s->PutSession({4, "bob", "", false, 0, "", {}}, [&](Status x) { queued.set_value(x); });
+    EXPECT_FALSE(queued.get_future().get().ok()) << "the queued form refuses it too";
+    EXPECT_FALSE(s->PutFlash(4, {2, "Bob's question?", 8, 0, 1, 0, 0}).ok());
+    auto sessions = s->LoadSessions();
+    ASSERT_TRUE(sessions.ok());
+    ASSERT_EQ(sessions->size(), 1U);
+    EXPECT_EQ(sessions->front().tenant, "alice");
+    EXPECT_EQ(sessions->front().prefix, "Alice's notes:\n");
+    ASSERT_EQ(sessions->front().flash.size(), 1U);
+    EXPECT_EQ(sessions->front().flash[0].question, "Alice's question?");
 }
 
 TEST_F(StoreTest, BadPathsAndPoliciesAreClearErrors) {

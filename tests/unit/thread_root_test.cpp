@@ -1,6 +1,6 @@
 // Exceptions at thread roots (common/guard.h): a callback that throws on the store's writer
-// thread or the snapshot writer's thread is reported, and the thread goes on; before, the throw
-// reached the thread's root and ended the process.
+// or reader thread or the snapshot writer's thread is reported, and the thread goes on; before, the
+// throw reached the thread's root and ended the process.
 
 #include "common/guard.h"
 #include "persist/snapshot_writer.h"
@@ -40,6 +40,32 @@ TEST(ThreadRoots, AThrowingStoreCallbackLeavesTheWriterRunning) {
     auto log = (*store)->LoadLog(1, 0);
     ASSERT_TRUE(log.ok());
     EXPECT_EQ(log->size(), 2U) << "the throwing callback's entry was committed too";
+    store->reset();
+    std::filesystem::remove_all(dir);
+}
+
+// The store's reader thread: a page's reply that throws is reported and the next read is
+// answered; before, the throw ended the process.
+TEST(ThreadRoots, AThrowingReadReplyLeavesTheReaderRunning) {
+    const auto dir = TempDir("reader");
+    auto store = Store::Open({.path = (dir / "kvstream.db").string()});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    std::promise<Status> stored;
+    (*store)->Append({1, 1, "first"}, [&stored](Status st) { stored.set_value(st); });
+    ASSERT_TRUE(stored.get_future().get().ok());
+    std::promise<void> threw;
+    (*store)->ReadLogPage(1, 0, {}, [&threw](Result<LogPage>) {
+        threw.set_value();
+        throw std::bad_alloc();
+    });
+    threw.get_future().get();
+    std::promise<Result<LogPage>> second;
+    (*store)->ReadLogPage(1, 0, {},
+                          [&second](Result<LogPage> page) { second.set_value(std::move(page)); });
+    auto page = second.get_future().get();
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    ASSERT_EQ(page->entries.size(), 1U);
+    EXPECT_EQ(page->entries[0].text, "first");
     store->reset();
     std::filesystem::remove_all(dir);
 }
