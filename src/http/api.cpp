@@ -52,8 +52,11 @@ public:
         char timing[48];
         std::snprintf(timing, sizeof timing, "app;dur=%.3f", Record(r.status));
         r.headers.emplace_back("Server-Timing", timing);
-        --in_flight_;
         inner_->Reply(std::move(r));
+        // Counted out on the connection's strand after the response's write has begun: a
+        // server that stops once nothing is in flight then finishes that write before closing
+        // (Connection::Close), instead of cutting an answer already on its way.
+        inner_->Post([self = shared_from_this()] { --self->in_flight_; });
     }
 
     void BeginStream() override {

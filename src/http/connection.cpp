@@ -84,7 +84,15 @@ void Connection::Run() {
 }
 
 void Connection::Close() {
-    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
+    // A response being written is finished first (graceful shutdown must not cut an answer that
+    // is already on its way); its write's completion shuts the connection down.
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+        if (self->replying_) {
+            self->close_after_reply_ = true;
+            return;
+        }
+        self->Shutdown();
+    });
 }
 
 void Connection::Reply(HttpResponse response) {
@@ -216,10 +224,12 @@ void Connection::SendResponse(const HttpResponse& r) {
         }
     }
     stream_.expires_after(std::chrono::seconds(server_.options.request_timeout_s));
+    replying_ = true;
     bhttp::async_write(stream_, *res,
                        [self = shared_from_this(), res](error_code ec, std::size_t n) {
+                           self->replying_ = false;
                            self->server_.bytes_out.Add(n);
-                           if (ec || !res->keep_alive()) {
+                           if (ec || !res->keep_alive() || self->close_after_reply_) {
                                return self->Shutdown();
                            }
                            self->Read();

@@ -52,7 +52,8 @@ public:
 
     // Starts reading requests (posts to the strand).
     void Run();
-    // Closes the connection (open streams end); posts to the strand.
+    // Closes the connection (open streams end); posts to the strand. A response being written
+    // is finished first, then the connection closes.
     void Close();
 
     // ---- Exchange ------------------------------------------------------------------------
@@ -90,7 +91,9 @@ private:
     bool keep_alive_ = true;
     bool is_head_ = false;
     bool streaming_ = false;
-    bool writing_ = false;
+    bool writing_ = false;            // a stream's chunk is being written
+    bool replying_ = false;           // a response is being written
+    bool close_after_reply_ = false;  // Close() came while replying_: shut down after it
     bool ending_ = false;
     bool closed_ = false;
     std::deque<std::string> queue_;
