@@ -28,7 +28,7 @@ std::string Csv(const std::vector<SystemRun>& runs) {
     std::ostringstream o;
     o << "system,round,session,warmup,at_s,late_ms,bars_since,context_tokens,question_tokens,"
          "ttft_ms,total_ms,server_ms,engine_ms,queued_ms,computed_tokens,answer_tokens,cached,"
-         "error\n";
+         "wait_ms,prefill_ms,decode_ms,in_server_ms,joined,error\n";
     for (const auto& r : runs) {
         for (const auto& s : r.samples) {
             std::string error = s.error;
@@ -41,7 +41,10 @@ std::string Csv(const std::vector<SystemRun>& runs) {
               << Fmt("%.3f", a.ttft_ms) << ',' << Fmt("%.3f", a.total_ms) << ','
               << Fmt("%.3f", a.server_ms) << ',' << Fmt("%.3f", a.engine_ms) << ','
               << Fmt("%.3f", a.queued_ms) << ',' << a.computed_tokens << ',' << a.answer_tokens
-              << ',' << (a.cached ? 1 : 0) << ",\"" << error << "\"\n";
+              << ',' << (a.cached ? 1 : 0) << ',' << Fmt("%.3f", a.wait_ms) << ','
+              << Fmt("%.3f", a.prefill_ms) << ',' << Fmt("%.3f", a.decode_ms) << ','
+              << Fmt("%.3f", a.in_server_ms) << ',' << (a.joined ? 1 : 0) << ",\"" << error
+              << "\"\n";
         }
     }
     return o.str();

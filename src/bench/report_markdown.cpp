@@ -4,6 +4,7 @@
 #include "common/stats.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -229,36 +230,84 @@ void Ablation(std::ostream& o, const Input& in) {
     const double fl_p50 = Median(Values(fl, total));
     if (fl_p50 > 0) {
         int hits = 0;
+        int joins = 0;
         for (const auto* s : fl) {
             hits += s->answer.cached;
+            joins += s->answer.joined;
         }
         const auto hit_ms = Values(
             fl, [](const QuerySample& s) { return s.answer.cached ? s.answer.server_ms : -1.0; });
         o << "| + flash queries: registered questions answered from the cache | " << Ms(fl_p50)
-          << " | " << hits << " of " << fl.size()
-          << " cached (the others were asked before the new bar's answer was ready, and computed "
-             "live); a hit in the server p50 "
+          << " | " << hits << " of " << fl.size() << " cached, " << joins
+          << " joined the evaluation running when they came (the others were asked before the "
+             "new bar's evaluation started, and computed live); a hit in the server p50 "
           << Ms(Median(hit_ms)) << ", max " << Ms(Quantile(hit_ms, 1.0)) << " |\n";
     }
-    if (!kv.empty()) {
-        const double engine =
-            Median(Values(kv, [](const QuerySample& s) { return s.answer.engine_ms; }));
-        const double queued =
-            Median(Values(kv, [](const QuerySample& s) { return s.answer.queued_ms; }));
-        o << "\nkvstream's stateful questions: engine compute p50 " << Ms(engine)
-          << ", wait for the scheduler p50 " << Ms(queued)
-          << " (data of the session still being ingested, or the step in flight), the rest "
-             "(HTTP, tokenizing, streaming) about "
-          << Ms(std::max(0.0, kv_p50 - engine - queued)) << ".";
-        for (const auto& r : in.runs) {
-            if (r.system == SystemKind::kKvstream && r.overhead_share) {
-                o << " Scheduler overhead (time in a step outside llama_decode): "
-                  << Fmt("%.2f%%", *r.overhead_share * 100) << " of step time.";
-                break;
+    for (const auto& r : in.runs) {
+        if (r.system == SystemKind::kKvstream && r.overhead_share) {
+            o << "\nScheduler overhead (time in a step outside llama_decode): "
+              << Fmt("%.2f%%", *r.overhead_share * 100) << " of step time.\n";
+            break;
+        }
+    }
+}
+
+// The parts of one answer's time, in order; the last two are differences of measured spans.
+struct Parts {
+    double wait, catch_up, prefill, decode, server_other, http;
+};
+
+std::optional<Parts> PartsOf(const QuerySample& s) {
+    const Answer& a = s.answer;
+    if (a.wait_ms < 0 || a.queued_ms < 0 || a.prefill_ms < 0 || a.decode_ms < 0 ||
+        a.in_server_ms < 0) {
+        return std::nullopt;
+    }
+    const double engine = a.wait_ms + a.queued_ms + a.prefill_ms + a.decode_ms;
+    return Parts{a.wait_ms,
+                 a.queued_ms,
+                 a.prefill_ms,
+                 a.decode_ms,
+                 a.in_server_ms - engine,
+                 a.total_ms - a.in_server_ms};
+}
+
+// Every millisecond of kvstream's questions attributed: means (which add up) and medians.
+void Attribution(std::ostream& o, const Input& in) {
+    o << "\n## Where a question's time goes (kvstream)\n\nEach answer's own timings: the engine "
+         "step in flight when it arrived (wait), its session's catch-up ingest (queued), its "
+         "prefill and decode, the rest of its time inside the server (arrival at the route to "
+         "the answer's last event, minus those), and the HTTP side (the client's total minus "
+         "the server's time).\n\n| system | answers | wait for the step in flight | catch-up "
+         "ingest | prefill | decode | rest in the server | HTTP side | total |\n"
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (SystemKind k : {SystemKind::kKvstream, SystemKind::kKvstreamFlash}) {
+        std::vector<Parts> parts;
+        std::vector<double> totals;
+        for (const auto* s : in.Samples(k)) {
+            if (auto p = PartsOf(*s)) {
+                parts.push_back(*p);
+                totals.push_back(s->answer.total_ms);
             }
         }
-        o << "\n";
+        if (parts.empty()) {
+            continue;
+        }
+        auto cell = [&](double Parts::*m) {
+            std::vector<double> v;
+            for (const Parts& p : parts) {
+                v.push_back(p.*m);
+            }
+            return Ms(Mean(v)) + " (p50 " + Ms(Median(v)) + ")";
+        };
+        o << "| " << SystemName(k) << " | " << parts.size() << " | " << cell(&Parts::wait) << " | "
+          << cell(&Parts::catch_up) << " | " << cell(&Parts::prefill) << " | "
+          << cell(&Parts::decode) << " | " << cell(&Parts::server_other) << " | "
+          << cell(&Parts::http) << " | " << Ms(Mean(totals)) << " (p50 " << Ms(Median(totals))
+          << ") |\n";
     }
+    o << "\nMeans add up to the mean total; the rest in the server is what no engine timing "
+         "covers (handing the question to the engine thread and the answer back).\n";
 }
 
 // The targets of the reference case, met or missed.
@@ -337,6 +386,7 @@ std::string ReportMarkdown(const Scenario& sc,
     ContextTable(o, in);
     BarsTable(o, in);
     Ablation(o, in);
+    Attribution(o, in);
     Targets(o, in);
     return o.str();
 }

@@ -303,12 +303,20 @@ private:
         a.text = done.value("answer", "");
         const Json& t = done.at("timings");
         a.answer_tokens = t.value("answer_tokens", 0);
+        a.joined = done.value("joined", false);
         a.engine_ms = t.value("total_ms", -1.0);
         a.queued_ms = t.value("queued_ms", -1.0);
+        a.wait_ms = t.value("wait_ms", -1.0);
+        a.prefill_ms = t.value("prefill_ms", -1.0);
+        a.decode_ms = t.value("decode_ms", -1.0);
+        a.in_server_ms = t.value("server_ms", -1.0);
         a.computed_tokens = a.cached ? 0 : t.value("prompt_tokens", 0) + a.answer_tokens;
         if (a.cached) {  // the timings are those of the evaluation that made it
             a.answer_tokens = done.value("tokens", 0);
-            a.engine_ms = a.queued_ms = 0;
+            a.engine_ms = a.queued_ms = a.wait_ms = a.prefill_ms = a.decode_ms = 0;
+        }
+        if (a.joined) {  // computed once, by the evaluation it joined
+            a.computed_tokens = 0;
         }
     }
 

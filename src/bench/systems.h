@@ -48,11 +48,19 @@ struct SessionStart {
 
 // One answer as the client saw it.
 struct Answer {
-    double ttft_ms = 0;        // request sent -> first answer text (non-streamed: the whole reply)
-    double total_ms = 0;       // request sent -> reply complete
-    double server_ms = -1;     // inside the server (Server-Timing), -1 when not reported
-    double engine_ms = -1;     // kvstream: the engine's compute for it (prefill + decode)
-    double queued_ms = -1;     // kvstream: its wait for the scheduler
+    double ttft_ms = 0;     // request sent -> first answer text (non-streamed: the whole reply)
+    double total_ms = 0;    // request sent -> reply complete
+    double server_ms = -1;  // inside the server (Server-Timing), -1 when not reported
+    double engine_ms = -1;  // kvstream: the engine's compute for it (prefill + decode)
+    double queued_ms = -1;  // kvstream: its own catch-up ingest (timings.queued_ms)
+    // kvstream's attribution of a question's time (QueryTimings), -1 when not reported: the
+    // engine step in flight when it came, prefill, decode, and the server's whole time for it
+    // (arrival at the route to the answer's last event); the HTTP side is total_ms - in_server_ms.
+    double wait_ms = -1;
+    double prefill_ms = -1;
+    double decode_ms = -1;
+    double in_server_ms = -1;
+    bool joined = false;       // answered by the flash evaluation running when it came
     int computed_tokens = -1;  // tokens the server computed for it (prompt part + answer)
     int answer_tokens = 0;
     bool cached = false;  // a flash answer served from the cache

@@ -3,6 +3,7 @@
 
 #include "http/api.h"
 
+#include <chrono>
 #include <memory>
 #include <type_traits>
 
@@ -64,6 +65,10 @@ bool Read(const Api::Call& c, Result<std::optional<T>> field, T& out) {
 bool ReadSampling(const Api::Call& c, const Json& body, SamplingParams& s);
 
 // {"answer": ..., "version": ..., "cached": ..., "timings": {...}} for a session query.
-Json AnswerJson(const Answer& a);
+// An answer as the query endpoints return it; `received`: when the request reached the route
+// (timings.server_ms, its time inside the server up to now).
+Json AnswerJson(
+    const Answer& a,
+    std::chrono::steady_clock::time_point received = std::chrono::steady_clock::time_point{});
 
 }  // namespace kvs::http

@@ -127,14 +127,17 @@ bool ReadSampling(const Api::Call& c, const Json& body, SamplingParams& s) {
     return true;
 }
 
-Json AnswerJson(const Answer& a) {
+Json AnswerJson(const Answer& a, std::chrono::steady_clock::time_point received) {
     Json j;
     j["answer"] = a.text;
     j["tokens"] = a.tokens.size();
     j["version"] = a.version;
     j["cached"] = a.cached;
-    if (a.cached) {
+    j["joined"] = a.joined;
+    if (a.cached || a.joined) {
         j["flash_id"] = IdText(a.flash_id);
+    }
+    if (a.cached) {
         j["cached_age_ms"] = a.cached_age_ms;
     }
     j["confidence"] = a.confidence;
@@ -143,12 +146,18 @@ Json AnswerJson(const Answer& a) {
     j["timings"] = {{"context_tokens", t.n_context_tokens},
                     {"prompt_tokens", t.n_prompt_tokens},
                     {"answer_tokens", t.n_answer_tokens},
+                    {"wait_ms", t.wait_ms},
                     {"queued_ms", t.queued_ms},
                     {"prefill_ms", t.prefill_ms},
                     {"decode_ms", t.decode_ms},
                     {"total_ms", t.total_ms},
                     {"drafted_tokens", t.n_drafted_tokens},
                     {"accepted_tokens", t.n_accepted_tokens}};
+    if (received != std::chrono::steady_clock::time_point{}) {
+        j["timings"]["server_ms"] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - received)
+                .count();
+    }
     return j;
 }
 
@@ -273,6 +282,7 @@ void Api::QuerySession(Call& c, SessionId id) {
         return;
     }
     QueryOptions q;
+    q.received = std::chrono::steady_clock::now();
     std::int64_t max_tokens = -1;
     std::int64_t max_staleness = 0;
     bool stream = false;
@@ -310,14 +320,16 @@ void Api::QuerySession(Call& c, SessionId id) {
         log->Record(tenant, {id, t.n_context_tokens, t.n_prompt_tokens, t.n_answer_tokens,
                              t.queued_ms, a.cached ? 0.0 : t.total_ms, a.cached, UnixMillis()});
     };
+    const auto received = q.received;
     if (!stream) {
         return c.rt->Query(c.tenant.id, id, std::move(q),
-                           OnIo(c.ex, [ex = c.ex, record](Result<Answer> a) {
+                           OnIo(c.ex, [ex = c.ex, record, received](Result<Answer> a) {
                                if (a.ok()) {
                                    record(*a);
                                }
-                               ex->Reply(a.ok() ? JsonResponse(200, DumpJson(AnswerJson(*a)))
-                                                : ErrorResponse(a.status()));
+                               ex->Reply(a.ok()
+                                             ? JsonResponse(200, DumpJson(AnswerJson(*a, received)))
+                                             : ErrorResponse(a.status()));
                            }));
     }
     if (!c.rt->Owns(c.tenant.id, id)) {  // a plain 404 before the stream starts
@@ -332,11 +344,12 @@ void Api::QuerySession(Call& c, SessionId id) {
             ex->Write(SseEvent("token", DumpJson(Json{{"text", text}})));
         });
     };
-    c.rt->Query(c.tenant.id, id, std::move(q), OnIo(c.ex, [ex = c.ex, record](Result<Answer> a) {
+    c.rt->Query(c.tenant.id, id, std::move(q),
+                OnIo(c.ex, [ex = c.ex, record, received](Result<Answer> a) {
                     if (a.ok()) {
                         record(*a);
                     }
-                    ex->Write(a.ok() ? SseEvent("done", DumpJson(AnswerJson(*a)))
+                    ex->Write(a.ok() ? SseEvent("done", DumpJson(AnswerJson(*a, received)))
                                      : SseEvent("error", ErrorJson(a.status())));
                     ex->End();
                 }));

@@ -51,6 +51,9 @@ struct QueryOptions {
     // Set by the client to abandon the query: it ends with kAborted at the next step and its
     // sequence is rolled back.
     std::shared_ptr<const std::atomic<bool>> cancel;
+    // When the question reached the server (the HTTP route, or Runtime::Query when unset): the
+    // start of QueryTimings::wait_ms.
+    std::chrono::steady_clock::time_point received;
 };
 
 inline constexpr int kMaxAnswerTokens = 4096;
@@ -64,14 +67,21 @@ enum class StopReason { kEndOfGeneration, kStopString, kMaxTokens };
 
 const char* StopReasonName(StopReason reason);
 
+// Where a question's time went, in order; wait_ms + queued_ms + total_ms is its time from
+// arrival to its last token (the HTTP side is what a client measures beyond that).
 struct QueryTimings {
     int n_context_tokens = 0;  // tokens already in the sequence before the prompt
-    double queued_ms = 0;      // submitted to started (scheduler wait), not in total_ms
-    int n_prompt_tokens = 0;   // tokens this query prefilled
+    // Arrival (QueryOptions::received) to the engine taking the question: the engine step in
+    // flight and the commands queued before it.
+    double wait_ms = 0;
+    // Taken to started: the session's own catch-up ingest (the data the question must read) and
+    // any wait for the session or a slot; for an ask that joined a running flash evaluation, 0.
+    double queued_ms = 0;
+    int n_prompt_tokens = 0;  // tokens this query prefilled
     int n_answer_tokens = 0;
-    double prefill_ms = 0;  // start to first answer token
-    double decode_ms = 0;   // first to last answer token
-    double total_ms = 0;
+    double prefill_ms = 0;      // start to first answer token
+    double decode_ms = 0;       // first to last answer token
+    double total_ms = 0;        // start to last answer token (prefill_ms + decode_ms)
     int n_drafted_tokens = 0;   // speculative decoding: tokens guessed by prompt lookup ...
     int n_accepted_tokens = 0;  // ... and those the model agreed with (each saved a step)
 };
@@ -89,6 +99,9 @@ struct Answer {
     bool cached = false;       // served from a flash question's cached result, nothing computed
     FlashId flash_id = 0;      // the flash question that answered (cached) or 0
     double cached_age_ms = 0;  // cached: how long ago the result was computed
+    // Answered by the flash evaluation of flash_id that was running when the ask came (it
+    // waited for it at query priority instead of computing the question again).
+    bool joined = false;
     QueryTimings timings;
     std::vector<std::vector<float>> step_logits;  // when keep_logits
 };

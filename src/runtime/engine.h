@@ -237,6 +237,9 @@ private:
         Clock::time_point started;
         FlashId flash = 0;              // a flash evaluation of this question (no caller waits)
         bool finish_overtaken = false;  // flash: new data arrived and it was kept to finish
+        // Flash: live asks this evaluation answers (they joined it; it runs at query priority).
+        std::vector<QueryId> joined;
+        Clock::time_point joined_at;  // a live ask: when it joined a running evaluation
     };
 
     // A registered question, engine side (FlashBoard holds the copy other threads read).
@@ -293,7 +296,8 @@ private:
     int CatchUpTokens(const Session& s) const;
     std::vector<WorkItem> CollectWork();
     double StepTargetMs(std::span<const WorkItem> work) const;
-    void MaybeThrowAtSubmit();  // FaultPlan::throw_at_submit (tests)
+    double IdleTargetMs() const;  // the cut of steps without queries (scheduler/policy.h, 6.)
+    void MaybeThrowAtSubmit();    // FaultPlan::throw_at_submit (tests)
     bool IngestStarved(std::span<const WorkItem> work, const StepPlan& plan) const;
     void BuildBatch(const StepPlan& plan, StepReport& report);
     int AddIngest(Session& s, int n_tokens);
@@ -315,6 +319,18 @@ private:
     bool FlashHolds(const Session& s) const;  // a flash evaluation holds the sequence
     void CancelFlash(QueryJob& job);  // rolls back and forgets the job; the question stays stale
     void FinishFlash(QueryJob& job, const Answer& answer);
+    // Waiting asks that `eval` answers (the same question and settings, a version it computes)
+    // stop waiting and join it; true when it has joined asks.
+    bool JoinFlash(QueryJob& eval);
+    void AnswerJoined(QueryJob& eval, const Answer& answer);
+    void RequeueJoined(QueryJob& eval);  // back to waiting_ (the evaluation was rolled back)
+    // A live answer to a registered question at a version its result is older than becomes the
+    // result (no evaluation computes that version again).
+    void KeepLiveResult(const QueryJob& job, const Answer& answer);
+    void RecordFlashResult(const Session& s, FlashQuestion& q, const Answer& answer);
+    static double MsBetween(Clock::time_point from, Clock::time_point to);
+    // QueryTimings::wait_ms: the ask's arrival (QueryOptions::received) to its submission.
+    static double WaitMs(const QueryJob& job);
     void OnAccepted(Session& s);  // an append was accepted: questions become stale
     // The question an evaluation on `s` would start with: its most stale one that fits, when the
     // session is resident, idle, fully ingested and no query waits for it; else null.

@@ -138,6 +138,11 @@ void Engine::PreemptFlash() {
     for (QueryId id : running) {
         QueryJob& job = queries_.at(id);
         const Session& s = sessions_.at(job.session);
+        // An ask this evaluation answers joins it; it then finishes at query priority, and
+        // other asks on the session wait for it (it holds the sequence for a few steps).
+        if (JoinFlash(job)) {
+            continue;
+        }
         if (QueryWaitsFor(s.id)) {  // a live query goes first: at most the step in flight late
             step_metrics_.flash_preempted.Add();
             CancelFlash(job);
@@ -234,6 +239,7 @@ void Engine::CancelFlash(QueryJob& job) {
     if (FlashQuestion* q = FindFlash(job.session, job.flash); q != nullptr) {
         q->running = 0;
     }
+    RequeueJoined(job);
     ReleaseQuery(job);
     --n_flash_running_;
     queries_.erase(job.id);
@@ -242,12 +248,20 @@ void Engine::CancelFlash(QueryJob& job) {
 void Engine::FinishFlash(QueryJob& job, const Answer& answer) {
     const Session& s = sessions_.at(job.session);
     FlashQuestion& q = *FindFlash(job.session, job.flash);
-    const std::uint64_t version = s.version;  // no data entered while it held the sequence
+    q.n_drops = 0;
+    RecordFlashResult(s, q, answer);  // at s.version: no data entered while it held the sequence
+    AnswerJoined(job, answer);
+    step_metrics_.flash_evaluations.Add();
+    step_metrics_.flash_eval_ms.Observe(answer.timings.total_ms);
+    CancelFlash(job);  // rolls the sequence back and forgets the job
+}
+
+void Engine::RecordFlashResult(const Session& s, FlashQuestion& q, const Answer& answer) {
+    const std::uint64_t version = s.version;
     const bool changed = !q.has_result || answer.text != q.answer;
     q.has_result = true;
     q.version = version;
     q.answer = answer.text;
-    q.n_drops = 0;
     // Still stale when data arrived meanwhile (finished anyway): stale from about now.
     q.stale_since = version >= s.accepted_version ? Clock::time_point{} : Clock::now();
     FlashResult r;
@@ -263,12 +277,89 @@ void Engine::FinishFlash(QueryJob& job, const Answer& answer) {
     EngineEvent e{EngineEvent::Kind::kFlash, s.id, version, r.eval_ms};
     e.flash = {q.id, q.options.question, r.answer, r.confidence, changed};
     events_.push_back(std::move(e));
+    step_metrics_.flash_changed.Add(changed ? 1 : 0);
+}
 
-    StepMetrics& m = step_metrics_;
-    m.flash_evaluations.Add();
-    m.flash_changed.Add(changed ? 1 : 0);
-    m.flash_eval_ms.Observe(r.eval_ms);
-    CancelFlash(job);  // rolls the sequence back and forgets the job
+bool Engine::JoinFlash(QueryJob& eval) {
+    const Session& s = sessions_.at(eval.session);
+    const FlashQuestion& q = *FindFlash(s.id, eval.flash);
+    // 1. Asks of this session for this question that the evaluation's version satisfies
+    // (the evaluation answers s.version: data waits while it holds the sequence).
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        QueryJob& ask = queries_.at(*it);
+        if (ask.session != s.id || ask.target_version > s.version ||
+            !QueryMatchesFlash(ask.options, q.options)) {
+            ++it;
+            continue;
+        }
+        // 2. It stops waiting and is answered by the evaluation, which now runs at query
+        // priority (CollectWork) outside the flash time cap.
+        ask.joined_at = Clock::now();
+        eval.joined.push_back(ask.id);
+        step_metrics_.flash_joins.Add();
+        it = waiting_.erase(it);
+    }
+    return !eval.joined.empty();
+}
+
+void Engine::AnswerJoined(QueryJob& eval, const Answer& answer) {
+    const auto now = Clock::now();
+    const auto first_token =
+        eval.started + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double, std::milli>(answer.timings.prefill_ms));
+    for (QueryId id : eval.joined) {
+        auto it = queries_.find(id);
+        if (it == queries_.end()) {
+            continue;  // cancelled by its client meanwhile
+        }
+        QueryJob& ask = it->second;
+        Answer a = answer;
+        a.joined = true;
+        a.flash_id = eval.flash;
+        a.version = sessions_.at(eval.session).version;
+        // Its time, from joining: the evaluation's prefill still to come, then its decoding.
+        QueryTimings& t = a.timings;
+        t.wait_ms = WaitMs(ask);
+        t.queued_ms = MsBetween(ask.submitted, ask.joined_at);
+        t.prefill_ms = MsBetween(ask.joined_at, std::max(ask.joined_at, first_token));
+        t.total_ms = MsBetween(ask.joined_at, now);
+        t.decode_ms = std::max(0.0, t.total_ms - t.prefill_ms);
+        if (ask.options.on_text) {
+            ask.options.on_text(a.text);
+        }
+        finished_.push_back({id, std::move(a)});
+        queries_.erase(it);
+    }
+    eval.joined.clear();
+}
+
+void Engine::RequeueJoined(QueryJob& eval) {
+    for (QueryId id : eval.joined) {
+        if (queries_.contains(id)) {
+            waiting_.push_back(id);
+        }
+    }
+    eval.joined.clear();
+    std::stable_sort(waiting_.begin(), waiting_.end(), [this](QueryId a, QueryId b) {
+        return queries_.at(a).arrival < queries_.at(b).arrival;
+    });
+}
+
+void Engine::KeepLiveResult(const QueryJob& job, const Answer& answer) {
+    auto it = flash_.find(job.session);
+    if (it == flash_.end()) {
+        return;
+    }
+    const Session& s = sessions_.at(job.session);
+    for (FlashQuestion& q : it->second) {
+        // The same prompt tokens and settings: exactly what an evaluation would compute.
+        if (q.prompt == job.prompt && QueryMatchesFlash(job.options, q.options) &&
+            (!q.has_result || q.version < s.version)) {
+            RecordFlashResult(s, q, answer);
+            step_metrics_.flash_live_results.Add();
+            return;
+        }
+    }
 }
 
 void Engine::RecordFlashGauges() {

@@ -43,6 +43,12 @@ StepMetrics::StepMetrics(MetricsRegistry& m)
                        "Flash evaluations finished although newer data arrived (cheaper)")),
       flash_preempted(m.GetCounter("kvs_flash_preempted_total",
                                    "Flash evaluations rolled back for a live query")),
+      flash_joins(m.GetCounter("kvs_flash_joins_total",
+                               "Live queries answered by the flash evaluation running when "
+                               "they came, instead of computing the question again")),
+      flash_live_results(m.GetCounter("kvs_flash_live_results_total",
+                                      "Live answers to a registered question kept as its result "
+                                      "(the version is not evaluated again)")),
       flash_hits(m.GetCounter("kvs_flash_hits_total", "Queries answered from a cached result")),
       flash_misses(m.GetCounter("kvs_flash_misses_total",
                                 "Queries for a registered question whose result was not current")),

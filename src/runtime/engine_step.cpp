@@ -34,6 +34,7 @@ StepReport Engine::Step() {
     PlanOptions po;
     po.n_batch = context_->n_batch();
     po.target_step_ms = StepTargetMs(work);
+    po.idle_target_step_ms = IdleTargetMs();
     po.min_ingest_tokens = n_starved_steps_ >= kStarvedSteps ? options_.min_ingest_tokens : 0;
     const StepPlan plan = PlanStep(work, po, cost_);
     n_starved_steps_ = IngestStarved(work, plan) ? n_starved_steps_ + 1 : 0;
@@ -88,6 +89,14 @@ double Engine::StepTargetMs(std::span<const WorkItem> work) const {
             ? decode_step_ms_
             : cost_.PredictMs(std::min(n_decode + n_prefill, context_->n_batch()));
     return kAutoTargetFactor * query_only_ms;
+}
+
+double Engine::IdleTargetMs() const {
+    if (options_.step_target != StepTarget::kAuto) {
+        return options_.step_target == StepTarget::kFixed ? options_.target_step_ms : 0.0;
+    }
+    const double decode_ms = decode_step_ms_ > 0 ? decode_step_ms_ : cost_.PredictMs(1);
+    return kIdleTargetFactor * std::max(decode_ms, cost_.fixed_ms());
 }
 
 bool Engine::IngestStarved(std::span<const WorkItem> work, const StepPlan& plan) const {
@@ -178,7 +187,7 @@ std::vector<WorkItem> Engine::CollectWork() {
             continue;
         }
         WorkKind kind = WorkKind::kDecode;
-        if (job.flash != 0) {
+        if (job.flash != 0 && job.joined.empty()) {
             kind = WorkKind::kBackground;  // prefill and decode: whatever room is left
         } else if (job.run->prefilling()) {
             kind = job.session == 0 ? WorkKind::kStatelessPrefill : WorkKind::kQueryPrefill;
@@ -333,10 +342,11 @@ void Engine::FinishQueries(const Status& decoded) {
             FinishFlash(job, answer);
             continue;
         }
-        answer.timings.queued_ms =
-            std::chrono::duration<double, std::milli>(job.started - job.submitted).count();
+        answer.timings.wait_ms = WaitMs(job);
+        answer.timings.queued_ms = MsBetween(job.submitted, job.started);
         if (job.session != 0) {
             answer.version = sessions_.at(job.session).version;
+            KeepLiveResult(job, answer);
         } else {
             answer.timings.n_context_tokens = 0;  // the whole prompt was computed
         }
@@ -344,6 +354,17 @@ void Engine::FinishQueries(const Status& decoded) {
         finished_.push_back({id, std::move(answer)});
         queries_.erase(id);
     }
+}
+
+double Engine::MsBetween(Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+double Engine::WaitMs(const QueryJob& job) {
+    if (job.options.received == Clock::time_point{}) {
+        return 0;  // submitted straight to the engine (synchronous use)
+    }
+    return std::max(0.0, MsBetween(job.options.received, job.submitted));
 }
 
 void Engine::ReleaseQuery(QueryJob& job) {

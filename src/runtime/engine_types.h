@@ -21,8 +21,9 @@ namespace kvs {
 
 // How long a step that carries queries may take, so that ingest cannot slow answers down.
 enum class StepTarget : std::uint8_t {
-    kAuto,   // kAutoTargetFactor x the step's predicted query-only time (default)
-    kFixed,  // EngineOptions::target_step_ms
+    kAuto,   // kAutoTargetFactor x the step's predicted query-only time (default); steps
+             // without queries: kIdleTargetFactor x a decode-only step
+    kFixed,  // EngineOptions::target_step_ms, for steps with and without queries
     kOff,    // none: ingest always fills the batch
 };
 
@@ -189,6 +190,12 @@ struct StepReport {
 // With StepTarget::kAuto, ingest may lengthen a step that carries queries by at most this
 // factor (chosen from the measurements in docs/benchmarks.md).
 inline constexpr double kAutoTargetFactor = 1.5;
+
+// With StepTarget::kAuto, a step without queries (ingest, flash evaluations) is cut to about this
+// many times the larger of a decode-only step and the step's fixed cost, so a question that
+// arrives while it runs waits for at most that step (scheduler/policy.h, rule 6). At 5x the fixed
+// cost, batching keeps about 80% of its throughput (docs/benchmarks.md).
+inline constexpr double kIdleTargetFactor = 5.0;
 
 // After this many steps in a row in which the latency target left ingest less than
 // min_ingest_tokens, ingest gets min_ingest_tokens per step until it catches up (no starvation

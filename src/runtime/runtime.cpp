@@ -347,6 +347,9 @@ void Runtime::Query(TenantId tenant,
                     SessionId id,
                     QueryOptions options,
                     Reply<Result<Answer>> reply) {
+    if (options.received == std::chrono::steady_clock::time_point{}) {
+        options.received = std::chrono::steady_clock::now();  // QueryTimings::wait_ms from here
+    }
     // A cached flash answer needs no engine step: answered here, on the caller's thread.
     if (FlashLookup hit = board_->Lookup(tenant, id, options);
         hit.outcome == FlashLookup::Outcome::kHit && ValidateQuery(options).ok()) {

@@ -36,6 +36,8 @@ struct StepMetrics {
     Counter& flash_dropped;
     Counter& flash_finished_overtaken;
     Counter& flash_preempted;
+    Counter& flash_joins;
+    Counter& flash_live_results;
     Counter& flash_hits;
     Counter& flash_misses;
     Counter& flash_budget_waits;

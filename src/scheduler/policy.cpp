@@ -119,6 +119,16 @@ int StepLimit(const PlanOptions& options, const StepCostModel& cost, int query_t
     return std::min(options.n_batch, std::max(query_tokens, within_target));
 }
 
+// The room ingest and background work may take together: in a step without queries what the
+// idle target allows (at least min_idle_tokens), else n_batch (the step limit applies).
+int IdleRoom(const PlanOptions& options, const StepCostModel& cost, int query_tokens) {
+    if (query_tokens > 0 || options.idle_target_step_ms <= 0) {
+        return options.n_batch;
+    }
+    const int within = cost.MaxTokensWithin(options.idle_target_step_ms);
+    return std::min(options.n_batch, std::max(options.min_idle_tokens, within));
+}
+
 struct LeftoverSplit {
     int stateless = 0;
     int ingest = 0;
@@ -143,6 +153,8 @@ void CheckOptions(const PlanOptions& options) {
     KV_CHECK(options.n_batch >= 1, "n_batch must be >= 1");
     KV_CHECK(options.min_ingest_tokens >= 0, "min_ingest_tokens must be >= 0");
     KV_CHECK(options.target_step_ms >= 0, "target_step_ms must be >= 0 (0: no target)");
+    KV_CHECK(options.idle_target_step_ms >= 0, "idle_target_step_ms must be >= 0 (0: no target)");
+    KV_CHECK(options.min_idle_tokens >= 1, "min_idle_tokens must be >= 1");
     KV_CHECK(options.stateless_share >= 0 && options.stateless_share <= 1,
              "stateless_share must be in [0, 1]");
 }
@@ -171,15 +183,22 @@ StepPlan PlanStep(std::span<const WorkItem> work,
                                               Demand(ingest), options.stateless_share);
     GiveOldestFirst(stateless, split.stateless, plan);
 
-    // 4. Ingest always moves: at least min_ingest_tokens while n_batch has room.
+    // 4. Ingest always moves: at least min_ingest_tokens while n_batch has room. Without
+    // queries (6.), ingest and background stay within the idle room.
+    const int idle_room = IdleRoom(options, cost, plan.query_tokens);
     const int ingest_floor = std::min(options.min_ingest_tokens, options.n_batch - plan.n_tokens);
-    GiveWaterFilled(ingest, std::max(split.ingest, ingest_floor), plan);
+    const int before_ingest = plan.n_tokens;
+    GiveWaterFilled(ingest, std::max(std::min(split.ingest, idle_room), ingest_floor), plan);
 
     // 5. Background work takes what is left of the (target-limited) room.
-    GiveOldestFirst(background, std::max(0, limit - plan.n_tokens), plan);
+    const int ingested = plan.n_tokens - before_ingest;
+    GiveOldestFirst(background, std::max(0, std::min(limit - plan.n_tokens, idle_room - ingested)),
+                    plan);
 
     const std::int64_t low_want = Demand(stateless) + Demand(ingest) + Demand(background);
-    plan.latency_bound = limit < options.n_batch && low_want > plan.leftover_budget;
+    const std::int64_t data_want = Demand(ingest) + Demand(background);
+    plan.latency_bound = (limit < options.n_batch && low_want > plan.leftover_budget) ||
+                         (idle_room < options.n_batch && data_want > idle_room);
     return plan;
 }
 

@@ -22,6 +22,12 @@
 //     is raised to that (water-filled again) from whatever n_batch room is still free, even past
 //     the target, so a storm of queries cannot starve data ingestion.
 //  5. kBackground: only what is left of the (target-limited) room, oldest first.
+//  6. Questions first: in a step with no decode or query prefill, ingest and background work
+//     together take at most
+//         idle_room = min(n_batch, max(min_idle_tokens, cost.MaxTokensWithin(idle_target_step_ms)))
+//     tokens (n_batch when idle_target_step_ms is 0), so a question that arrives while the step
+//     runs waits for at most one short step, whatever the CPU. Stateless prefill is not cut by
+//     it (a client waits for it; it is cut only while queries run, by rule 3).
 //
 // Guarantees: no chunk has 0 tokens; no chunk exceeds its item's n_tokens_left; the plan never
 // exceeds n_batch; the same input gives the same plan. "Oldest" means the lowest `arrival`; ties
@@ -74,6 +80,10 @@ struct PlanOptions {
     // Share of the leftover room for stateless prefill when both stateless and ingest want room;
     // the unused share flows to the other kind. In [0, 1].
     double stateless_share = 0.5;
+    // Without queries in the step, ingest and background work are cut so the predicted step time
+    // stays under this (0: no cut), but never below min_idle_tokens (>= 1) while they want room.
+    double idle_target_step_ms = 0;
+    int min_idle_tokens = 16;
 };
 
 struct PlannedChunk {
@@ -91,12 +101,13 @@ struct StepPlan {
     int query_tokens = 0;              // decode + query prefill
     int leftover_budget = 0;           // room the target allowed after queries (before min_ingest)
     // The target limited this step: it allowed less than n_batch and the stateless, ingest or
-    // background work wanted more than the leftover it allowed.
+    // background work wanted more than the leftover it allowed; or, in a step without queries,
+    // ingest and background work wanted more than the idle target allowed.
     bool latency_bound = false;
 };
 
 // Plans one step. Aborts on invalid options (n_batch < 1, min_ingest_tokens < 0, a negative or
-// NaN target, stateless_share outside [0, 1]).
+// NaN target or idle target, stateless_share outside [0, 1], min_idle_tokens < 1).
 StepPlan PlanStep(std::span<const WorkItem> work,
                   const PlanOptions& options,
                   const StepCostModel& cost);

@@ -39,8 +39,13 @@ for (const system of want) {
     const c = l.split(",");
     if (!(Number(c[10]) > 0)) fail(`${system}: a question without a latency: ${l}`);
     if (!(Number(c[15]) > 0)) fail(`${system}: an answer without tokens: ${l}`);
+    if (system === "kvstream") {  // every part of its time attributed (wait ... in the server)
+      const [wait, inServer, total] = [Number(c[17]), Number(c[20]), Number(c[10])];
+      if (!(wait >= 0 && inServer > 0 && inServer <= total)) fail(`kvstream: timings not attributed: ${l}`);
+    }
   }
 }
+if (!report.includes("## Where a question's time goes")) fail("the report has no attribution");
 const kv = summary.runs.find((r) => r.system === "kvstream");
 if (!(kv.ingest_lag_ms_p50 > 0)) fail("kvstream reported no ingest lag");
 console.log(`smoke: ${rows.length} questions over ${want.length} systems; report in order`);

@@ -145,10 +145,13 @@ test('query: an answer, the version, cached:false for a question not registered,
   assert.equal(a.stop_reason, a.tokens === 10 ? 'length' : 'eog');
   assert.equal(typeof a.confidence, 'number');
   const t = a.timings;
-  for (const k of ['context_tokens', 'prompt_tokens', 'answer_tokens', 'queued_ms', 'prefill_ms', 'decode_ms', 'total_ms']) {
+  for (const k of ['context_tokens', 'prompt_tokens', 'answer_tokens', 'wait_ms', 'queued_ms', 'prefill_ms', 'decode_ms', 'total_ms', 'server_ms']) {
     assert.equal(typeof t[k], 'number', `timings.${k}`);
     assert.ok(t[k] >= 0, `timings.${k} >= 0`);
   }
+  assert.equal(a.joined, false);
+  // The server's time for the question covers every part the engine measured.
+  assert.ok(t.server_ms >= t.wait_ms + t.queued_ms + t.total_ms - 0.01, JSON.stringify(t));
   assert.equal(t.context_tokens, appended.json.tokens);
   assert.ok(t.prompt_tokens > 0);
   assert.equal(t.answer_tokens, a.tokens);

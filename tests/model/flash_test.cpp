@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <gtest/gtest.h>
+#include <optional>
 
 #include "model/test_models.h"
 
@@ -315,6 +316,73 @@ TEST_P(Flash, TimeCapHoldsEvaluationsBack) {
     EXPECT_EQ(engine->Info(id)->n_flash_stale, 20 - static_cast<int>(evaluated));
     EXPECT_GE(engine->metrics().GetGauge("kvs_flash_lag_versions", "").value(), 1.0);
     EXPECT_LT(engine->metrics().GetGauge("kvs_flash_budget_credit_ms", "").value(), 0.0);
+}
+
+// Join, never duplicate: an ask that comes while its question's evaluation runs waits for that
+// evaluation (at query priority) and is answered by it; the version is evaluated once, and the
+// answer is what a live query computes at that version.
+TEST_P(Flash, AnAskJoinsTheRunningEvaluation) {
+    EngineOptions o = Options();
+    o.n_sessions = 2;
+    o.n_batch = 5;  // the question's prefill takes two steps: the ask comes during it
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession({.prefix = "Notes."});
+    const FlashId f = *engine->AddFlash(id, F(0, 12));
+    ASSERT_TRUE(engine->Append(id, DataText(0)).ok());
+    for (int i = 0; i < 1000 && engine->metrics().GetGauge("kvs_flash_running", "").value() == 0;
+         ++i) {
+        engine->Step();
+    }
+    ASSERT_EQ(engine->metrics().GetGauge("kvs_flash_running", "").value(), 1);
+    auto qid = engine->SubmitQuery(id, FlashQuery(F(0, 12)));
+    ASSERT_TRUE(qid.ok());
+    std::optional<Answer> joined;
+    for (int i = 0; i < 1000 && !joined; ++i) {
+        engine->Step();
+        for (auto& fin : engine->TakeFinished()) {
+            if (fin.id == *qid) {
+                ASSERT_TRUE(fin.answer.ok()) << fin.answer.status().ToString();
+                joined = *fin.answer;
+            }
+        }
+    }
+    ASSERT_TRUE(joined);
+    EXPECT_TRUE(joined->joined);
+    EXPECT_FALSE(joined->cached);
+    EXPECT_EQ(joined->flash_id, f);
+    EXPECT_EQ(joined->version, 1U);
+    engine->RunUntilIdle();
+    EXPECT_EQ(CounterValue(*engine, "kvs_flash_joins_total"), 1U);
+    EXPECT_EQ(CounterValue(*engine, "kvs_flash_evaluations_total"), 1U) << "computed once";
+    EXPECT_EQ(CounterValue(*engine, "kvs_flash_preempted_total"), 0U);
+    auto live = engine->Query(id, Live(F(0, 12)));
+    ASSERT_TRUE(live.ok());
+    EXPECT_EQ(live->version, joined->version);
+    EXPECT_TRUE(AgreeTokens(joined->tokens, *live, GetParam() + ": joined vs live"));
+}
+
+// A live answer to a registered question becomes its result: that version is not evaluated
+// again, and the next ask is a cache hit with the same answer.
+TEST_P(Flash, ALiveAnswerIsKeptAsTheResult) {
+    auto engine = OpenEngine(Options());
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession({.prefix = "Notes."});
+    ASSERT_TRUE(engine->AddFlash(id, F(1)).ok());
+    ASSERT_TRUE(engine->SubmitAppend(id, DataText(3)).ok());
+    auto live = engine->Query(id, FlashQuery(F(1)));  // no result yet: computed live
+    ASSERT_TRUE(live.ok());
+    EXPECT_FALSE(live->cached);
+    EXPECT_FALSE(live->joined);
+    engine->RunUntilIdle();
+    EXPECT_EQ(CounterValue(*engine, "kvs_flash_live_results_total"), 1U);
+    EXPECT_EQ(CounterValue(*engine, "kvs_flash_evaluations_total"), 0U) << "not computed twice";
+    auto hit = engine->Query(id, FlashQuery(F(1)));
+    ASSERT_TRUE(hit.ok());
+    EXPECT_TRUE(hit->cached);
+    EXPECT_EQ(hit->version, live->version);
+    EXPECT_EQ(hit->tokens, live->tokens);
+    EXPECT_EQ(engine->Info(id)->n_flash_stale, 0);
 }
 
 // Bad registrations are refused and change nothing.

@@ -143,6 +143,44 @@ TEST_P(Scheduler, LongIngestDoesNotHoldQueriesBack) {
     EXPECT_EQ(engine->Info(busy)->n_tokens, 8000 + engine->Info(busy)->n_prefix_tokens);
 }
 
+// Questions first: a step without queries obeys the step target too (here a fixed target below
+// any step's cost, so the policy's minimum of 16 tokens a step), so a question that arrives
+// during a long ingest waits for one short step and is in the very next one.
+TEST_P(Scheduler, DataOnlyStepsStayWithinTheTarget) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_sessions = 2;
+    o.n_ctx_session = 4096;
+    o.step_target = StepTarget::kFixed;
+    o.target_step_ms = 1e-6;
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto busy = *engine->CreateSession();
+    auto asker = *engine->CreateSession();
+    ASSERT_TRUE(engine->Append(asker, DataText(1)).ok());
+    ASSERT_TRUE(engine->SubmitAppendTokens(busy, Tokens(2000, 100)).ok());
+    for (int i = 0; i < 3; ++i) {
+        const StepReport r = engine->Step();
+        EXPECT_EQ(r.n_ingest_tokens, 16) << "step " << i;
+        EXPECT_EQ(r.n_tokens, 16) << "step " << i;
+    }
+    auto q = engine->SubmitQuery(asker, Greedy(2, 4));
+    ASSERT_TRUE(q.ok());
+    const StepReport first = engine->Step();
+    EXPECT_EQ(first.n_query_tokens,
+              static_cast<int>(engine->model().Tokenize(Question(2), false)->size()))
+        << "the whole question is in the first step after it came";
+    EXPECT_EQ(first.n_ingest_tokens, 0) << "the fixed target leaves no room beside the question";
+    bool answered = false;
+    for (int i = 0; i < 100 && !answered; ++i) {
+        engine->Step();
+        for (const auto& f : engine->TakeFinished()) {
+            answered = answered || (f.id == *q && f.answer.ok());
+        }
+    }
+    EXPECT_TRUE(answered);
+    EXPECT_GT(engine->metrics().GetCounter("kvs_latency_bound_steps_total", "").value(), 0U);
+}
+
 // A query that arrives while its own session ingests answers the version it was admitted at
 // (every append accepted before it); later appends wait for it and are not lost.
 TEST_P(Scheduler, QueryDuringIngestAnswersAConsistentVersion) {

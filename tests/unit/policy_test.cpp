@@ -348,6 +348,57 @@ TEST(PlanStep, BackgroundOnlyGetsLeftovers) {
     EXPECT_EQ(plan.n_tokens, 150);
 }
 
+// Questions first: a step without queries keeps ingest and background within the idle target,
+// so a question that arrives meanwhile waits for at most that step.
+TEST(PlanStep, IdleTargetCutsDataOnlySteps) {
+    PlanOptions options = Options(512);
+    options.idle_target_step_ms = 20;  // 150 tokens at 5 ms + 0.1 ms a token
+    std::vector<WorkItem> work = {Item(1, WorkKind::kIngest, 8000, 0),
+                                  Item(2, WorkKind::kIngest, 8000, 1)};
+    StepPlan plan = PlanStep(work, options, Cost());
+    EXPECT_EQ(plan.n_tokens, 150);
+    EXPECT_EQ(TokensFor(plan, 1), 75);
+    EXPECT_EQ(TokensFor(plan, 2), 75);
+    EXPECT_TRUE(plan.latency_bound);
+
+    work.push_back(Item(3, WorkKind::kBackground, 40, 2));  // shares the idle room, after ingest
+    work[1].n_tokens_left = 10;
+    plan = PlanStep(work, options, Cost());
+    EXPECT_EQ(TokensFor(plan, 2), 10);
+    EXPECT_EQ(TokensFor(plan, 1), 140);
+    EXPECT_EQ(TokensFor(plan, 3), 0);
+    work[0].n_tokens_left = 100;
+    plan = PlanStep(work, options, Cost());
+    EXPECT_EQ(TokensFor(plan, 3), 40);
+    EXPECT_EQ(plan.n_tokens, 150);
+
+    options.idle_target_step_ms = 1;  // below the fixed cost: min_idle_tokens still move
+    plan = PlanStep(work, options, Cost());
+    EXPECT_EQ(plan.n_tokens, options.min_idle_tokens);
+
+    options.idle_target_step_ms = 0;  // no idle target: the batch fills
+    work = {Item(1, WorkKind::kIngest, 8000, 0)};
+    plan = PlanStep(work, options, Cost());
+    EXPECT_EQ(plan.n_tokens, 512);
+    EXPECT_FALSE(plan.latency_bound);
+}
+
+TEST(PlanStep, IdleTargetLeavesStatelessAndQueryStepsAlone) {
+    PlanOptions options = Options(512);
+    options.idle_target_step_ms = 20;
+    // A stateless request is waited for: not cut by the idle target (ingest is, beside it).
+    std::vector<WorkItem> work = {Item(1, WorkKind::kStatelessPrefill, 8000, 0),
+                                  Item(2, WorkKind::kIngest, 8000, 1)};
+    StepPlan plan = PlanStep(work, options, Cost());
+    EXPECT_EQ(TokensFor(plan, 1), 256);
+    EXPECT_EQ(TokensFor(plan, 2), 150);
+    // With a query in the step the step target rules, not the idle one.
+    options.target_step_ms = 40;  // 350 tokens
+    work = {Item(1, WorkKind::kIngest, 8000, 0), Decode(2, 1)};
+    plan = PlanStep(work, options, Cost());
+    EXPECT_EQ(TokensFor(plan, 1), 349);
+}
+
 TEST(PlanStep, IsDeterministicAndIndependentOfInputOrder) {
     std::vector<WorkItem> work = {
         Item(1, WorkKind::kIngest, 700, 3), Decode(2, 1), Item(3, WorkKind::kIngest, 40, 2),
@@ -369,6 +420,12 @@ TEST(PlanStepDeathTest, RejectsInvalidOptions) {
     EXPECT_DEATH(PlanStep(work, options, Cost()), "target_step_ms");
     options = Options(512, 0, -1);
     EXPECT_DEATH(PlanStep(work, options, Cost()), "min_ingest_tokens");
+    options = Options(512);
+    options.idle_target_step_ms = -1;
+    EXPECT_DEATH(PlanStep(work, options, Cost()), "idle_target_step_ms");
+    options = Options(512);
+    options.min_idle_tokens = 0;
+    EXPECT_DEATH(PlanStep(work, options, Cost()), "min_idle_tokens");
 }
 
 // ---- Randomized invariants --------------------------------------------------------------------
