@@ -107,7 +107,8 @@ void AddRunOptions(CLI::App* cmd, LoadOptions& o) {
 void AddPhaseOptions(CLI::App* cmd, LoadOptions& o) {
     cmd->add_option("--threads", o.n_threads, "Threads (0: all cores)")->capture_default_str();
     cmd->add_option("--step-target", o.step_target,
-                    "Step latency target while queries run: auto, off, or milliseconds "
+                    "Step latency target, with and without queries in the step: auto, off, or "
+                    "milliseconds "
                     "(EngineOptions::step_target)")
         ->check([](const std::string& text) {
             auto parsed = ParseStepTarget(text);

@@ -317,8 +317,9 @@ void Api::QuerySession(Call& c, SessionId id) {
     // Each answer is recorded for the dashboard's chart (GET /v1/queries).
     auto record = [log = query_log_, tenant = c.tenant.id, id](const Answer& a) {
         const QueryTimings& t = a.timings;
-        log->Record(tenant, {id, t.n_context_tokens, t.n_prompt_tokens, t.n_answer_tokens,
-                             t.queued_ms, a.cached ? 0.0 : t.total_ms, a.cached, UnixMillis()});
+        log->Record(tenant,
+                    {id, t.n_context_tokens, t.n_prompt_tokens, t.n_answer_tokens, t.queued_ms,
+                     a.cached || a.joined ? 0.0 : t.total_ms, a.cached, UnixMillis()});
     };
     const auto received = q.received;
     if (!stream) {

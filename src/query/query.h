@@ -75,7 +75,8 @@ struct QueryTimings {
     // flight and the commands queued before it.
     double wait_ms = 0;
     // Taken to started: the session's own catch-up ingest (the data the question must read) and
-    // any wait for the session or a slot; for an ask that joined a running flash evaluation, 0.
+    // any wait for the session or a slot; for an ask that joined a running flash evaluation,
+    // until it joined.
     double queued_ms = 0;
     int n_prompt_tokens = 0;  // tokens this query prefilled
     int n_answer_tokens = 0;

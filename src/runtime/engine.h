@@ -317,6 +317,8 @@ private:
     void StartFlash();
     void StartFlashJob(Session& s, FlashQuestion& q);
     bool FlashHolds(const Session& s) const;  // a flash evaluation holds the sequence
+    // ... and live asks joined it: the session is as busy as with a live query (never parked).
+    bool FlashAwaited(const Session& s) const;
     void CancelFlash(QueryJob& job);  // rolls back and forgets the job; the question stays stale
     void FinishFlash(QueryJob& job, const Answer& answer);
     // Waiting asks that `eval` answers (the same question and settings, a version it computes)

@@ -115,6 +115,15 @@ bool Engine::FlashHolds(const Session& s) const {
     return s.busy() && queries_.at(s.running_query).flash != 0;
 }
 
+bool Engine::FlashAwaited(const Session& s) const {
+    if (!FlashHolds(s)) {
+        return false;
+    }
+    const std::vector<QueryId>& joined = queries_.at(s.running_query).joined;
+    return std::any_of(joined.begin(), joined.end(),
+                       [this](QueryId id) { return queries_.contains(id); });
+}
+
 void Engine::OnAccepted(Session& s) {
     board_.SetAccepted(s.id, s.accepted_version);
     auto it = flash_.find(s.id);
@@ -283,6 +292,8 @@ void Engine::RecordFlashResult(const Session& s, FlashQuestion& q, const Answer&
 bool Engine::JoinFlash(QueryJob& eval) {
     const Session& s = sessions_.at(eval.session);
     const FlashQuestion& q = *FindFlash(s.id, eval.flash);
+    // 0. Asks that joined earlier and were cancelled by their clients no longer hold it.
+    std::erase_if(eval.joined, [this](QueryId id) { return !queries_.contains(id); });
     // 1. Asks of this session for this question that the evaluation's version satisfies
     // (the evaluation answers s.version: data waits while it holds the sequence).
     for (auto it = waiting_.begin(); it != waiting_.end();) {

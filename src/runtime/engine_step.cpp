@@ -35,6 +35,7 @@ StepReport Engine::Step() {
     po.n_batch = context_->n_batch();
     po.target_step_ms = StepTargetMs(work);
     po.idle_target_step_ms = IdleTargetMs();
+    po.min_idle_tokens = std::max(po.min_idle_tokens, options_.min_ingest_tokens);
     po.min_ingest_tokens = n_starved_steps_ >= kStarvedSteps ? options_.min_ingest_tokens : 0;
     const StepPlan plan = PlanStep(work, po, cost_);
     n_starved_steps_ = IngestStarved(work, plan) ? n_starved_steps_ + 1 : 0;

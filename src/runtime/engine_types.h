@@ -45,7 +45,8 @@ struct EngineOptions {
     int max_resident_per_tenant = 0;   // KV slots one tenant may hold at once; 0: no limit
     int n_batch = 512;                 // most tokens per decode step
     int prefill_chunk_tokens = 0;      // data tokens per step for one session; 0: n_batch
-    StepTarget step_target = StepTarget::kAuto;  // the step latency target while queries run
+    StepTarget step_target = StepTarget::kAuto;  // the step latency target (with and without
+                                                 // queries in the step)
     double target_step_ms = 0;                   // kFixed: the target (> 0 ms)
     int min_ingest_tokens = 16;     // ingest progress per step once queries have held ingest
                                     // back for kStarvedSteps steps in a row

@@ -140,8 +140,10 @@ Session* Engine::PickVictim(const Session* keep, bool idle_only, bool same_tenan
     Session* best = nullptr;
     auto rank = [](const Session& s) { return std::pair(!s.pending.empty(), s.last_used); };
     for (auto& [id, s] : sessions_) {
-        // A flash evaluation does not protect its session: parking cancels it.
-        if (&s == keep || !s.resident() || (s.busy() && !FlashHolds(s)) || QueryWaitsFor(id) ||
+        // A flash evaluation does not protect its session (parking cancels it) unless live asks
+        // joined it.
+        const bool held = s.busy() && (!FlashHolds(s) || FlashAwaited(s));
+        if (&s == keep || !s.resident() || held || QueryWaitsFor(id) ||
             (same_tenant && s.tenant != keep->tenant)) {
             continue;
         }
@@ -161,7 +163,8 @@ void Engine::RestoreWaiting() {
     // at all (parking itself fails), the query fails instead of waiting forever.
     std::vector<QueryId> doomed;
     Status why;
-    for (QueryId q : waiting_) {
+    const std::deque<QueryId> waiting = waiting_;  // parking may requeue joined asks
+    for (QueryId q : waiting) {
         const SessionId id = queries_.at(q).session;
         if (id == 0 || sessions_.at(id).resident()) {
             continue;
@@ -243,7 +246,7 @@ Status Engine::Park(SessionId id) {
     if (!s->resident()) {
         return Status::Ok();
     }
-    if (s->busy() && !FlashHolds(*s)) {
+    if (s->busy() && (!FlashHolds(*s) || FlashAwaited(*s))) {
         return Status(StatusCode::kResourceExhausted, "the session is answering a query");
     }
     return ParkSession(*s);

@@ -23,7 +23,8 @@
 //     the target, so a storm of queries cannot starve data ingestion.
 //  5. kBackground: only what is left of the (target-limited) room, oldest first.
 //  6. Questions first: in a step with no decode or query prefill, ingest and background work
-//     together take at most
+//     together take at most (rule 4's min_ingest_tokens floor aside, which the engine keeps at
+//     or below min_idle_tokens)
 //         idle_room = min(n_batch, max(min_idle_tokens, cost.MaxTokensWithin(idle_target_step_ms)))
 //     tokens (n_batch when idle_target_step_ms is 0), so a question that arrives while the step
 //     runs waits for at most one short step, whatever the CPU. Stateless prefill is not cut by

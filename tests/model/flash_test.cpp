@@ -3,8 +3,10 @@
 // are dropped or finished by the documented rule, removal, the time cap, and a session with 20
 // questions under a fast data stream.
 
+#include <atomic>
 #include <chrono>
 #include <gtest/gtest.h>
+#include <memory>
 #include <optional>
 
 #include "model/test_models.h"
@@ -340,6 +342,9 @@ TEST_P(Flash, AnAskJoinsTheRunningEvaluation) {
     std::optional<Answer> joined;
     for (int i = 0; i < 1000 && !joined; ++i) {
         engine->Step();
+        if (i == 0) {  // joined: the session is as busy as with a live query
+            EXPECT_EQ(engine->Park(id).code(), StatusCode::kResourceExhausted);
+        }
         for (auto& fin : engine->TakeFinished()) {
             if (fin.id == *qid) {
                 ASSERT_TRUE(fin.answer.ok()) << fin.answer.status().ToString();
@@ -360,6 +365,47 @@ TEST_P(Flash, AnAskJoinsTheRunningEvaluation) {
     ASSERT_TRUE(live.ok());
     EXPECT_EQ(live->version, joined->version);
     EXPECT_TRUE(AgreeTokens(joined->tokens, *live, GetParam() + ": joined vs live"));
+}
+
+// An ask that joined and was then cancelled by its client holds the evaluation no longer: a live
+// query for another question preempts it as usual.
+TEST_P(Flash, ACancelledJoinReleasesTheEvaluation) {
+    EngineOptions o = Options();
+    o.n_sessions = 2;
+    o.n_batch = 5;
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession({.prefix = "Notes."});
+    ASSERT_TRUE(engine->AddFlash(id, F(0, 32)).ok());
+    ASSERT_TRUE(engine->Append(id, DataText(0)).ok());
+    for (int i = 0; i < 1000 && engine->metrics().GetGauge("kvs_flash_running", "").value() == 0;
+         ++i) {
+        engine->Step();
+    }
+    QueryOptions ask = FlashQuery(F(0, 32));
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    ask.cancel = cancel;
+    auto asked = engine->SubmitQuery(id, ask);
+    ASSERT_TRUE(asked.ok());
+    engine->Step();
+    ASSERT_EQ(CounterValue(*engine, "kvs_flash_joins_total"), 1U);
+    cancel->store(true);
+    auto other = engine->SubmitQuery(id, FlashQuery(F(1)));
+    ASSERT_TRUE(other.ok());
+    engine->Step();
+    EXPECT_EQ(CounterValue(*engine, "kvs_flash_preempted_total"), 1U)
+        << "the evaluation no one waits for any more yields to the live query";
+    engine->RunUntilIdle();
+    int answered = 0;
+    for (auto& f : engine->TakeFinished()) {
+        if (f.id == *asked) {
+            EXPECT_EQ(f.answer.status().code(), StatusCode::kAborted);
+        } else if (f.id == *other) {
+            EXPECT_TRUE(f.answer.ok());
+            ++answered;
+        }
+    }
+    EXPECT_EQ(answered, 1);
 }
 
 // A live answer to a registered question becomes its result: that version is not evaluated
