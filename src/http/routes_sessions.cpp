@@ -103,6 +103,18 @@ std::string EventJson(const EngineEvent& e) {
     return DumpJson(j);
 }
 
+// A registered question's own max_tokens, so its cached answer can serve; else 64.
+int RegisteredMaxTokens(Runtime& rt, TenantId tenant, SessionId id, std::string_view question) {
+    if (auto flash = rt.ListFlash(tenant, id); flash.ok()) {
+        for (const FlashInfo& f : *flash) {
+            if (TrimQuestion(f.options.question) == TrimQuestion(question)) {
+                return f.options.max_tokens;
+            }
+        }
+    }
+    return 64;
+}
+
 }  // namespace
 
 bool ReadSampling(const Api::Call& c, const Json& body, SamplingParams& s) {
@@ -301,19 +313,8 @@ void Api::QuerySession(Call& c, SessionId id) {
         return c.ex->Reply(ErrorResponse(InvalidArgument("field 'query' is required")));
     }
     q.max_staleness = static_cast<std::uint64_t>(max_staleness);
-    if (max_tokens < 0) {  // a registered question's own length, so its cached answer can serve
-        q.max_tokens = 64;
-        if (auto flash = c.rt->ListFlash(c.tenant.id, id); flash.ok()) {
-            for (const FlashInfo& f : *flash) {
-                if (TrimQuestion(f.options.question) == TrimQuestion(q.question)) {
-                    q.max_tokens = f.options.max_tokens;
-                    break;
-                }
-            }
-        }
-    } else {
-        q.max_tokens = static_cast<int>(max_tokens);
-    }
+    q.max_tokens = max_tokens < 0 ? RegisteredMaxTokens(*c.rt, c.tenant.id, id, q.question)
+                                  : static_cast<int>(max_tokens);
     // Each answer is recorded for the dashboard's chart (GET /v1/queries).
     auto record = [log = query_log_, tenant = c.tenant.id, id](const Answer& a) {
         const QueryTimings& t = a.timings;

@@ -280,6 +280,9 @@ TEST_P(Flash, RemovingAQuestionStopsItsEvents) {
 TEST_P(Flash, MostStaleQuestionGoesFirst) {
     EngineOptions o = Options();
     o.flash_max_running = 1;
+    // Both appends are ingested in one step, so both questions can start at once (with an idle
+    // step target, the shorter append could be ingested first and its question start alone).
+    o.step_target = StepTarget::kOff;
     auto engine = OpenEngine(o);
     ASSERT_TRUE(engine);
     auto a = *engine->CreateSession({.prefix = "Notes."});
