@@ -345,6 +345,9 @@ void Engine::AnswerJoined(QueryJob& eval, const Answer& answer) {
 }
 
 void Engine::RequeueJoined(QueryJob& eval) {
+    if (eval.joined.empty()) {
+        return;  // the common case: nobody joined, the queue keeps its order
+    }
     for (QueryId id : eval.joined) {
         if (queries_.contains(id)) {
             waiting_.push_back(id);

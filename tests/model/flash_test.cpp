@@ -48,6 +48,14 @@ protected:
         return out;
     }
 
+    // Steps until a flash evaluation is running (at most 1,000 steps).
+    static void StepUntilEvaluating(Engine& e) {
+        for (int i = 0; i < 1000 && e.metrics().GetGauge("kvs_flash_running", "").value() == 0;
+             ++i) {
+            e.Step();
+        }
+    }
+
     static std::uint64_t CounterValue(Engine& e, const char* name) {
         return e.metrics().GetCounter(name, "").value();
     }
@@ -218,15 +226,9 @@ TEST_P(Flash, OvertakenEvaluationsAreDroppedThenFinished) {
     ASSERT_TRUE(engine);
     auto id = *engine->CreateSession({.prefix = "Notes."});
     ASSERT_TRUE(engine->AddFlash(id, F(0, 32)).ok());
-    auto step_until_evaluating = [&] {
-        for (int i = 0;
-             i < 1000 && engine->metrics().GetGauge("kvs_flash_running", "").value() == 0; ++i) {
-            engine->Step();
-        }
-    };
     for (int i = 0; i < 3; ++i) {
         ASSERT_TRUE(engine->SubmitAppend(id, DataText(i)).ok());
-        step_until_evaluating();
+        StepUntilEvaluating(*engine);
         ASSERT_TRUE(engine->SubmitAppend(id, "More.").ok());  // overtakes it during its prefill
         engine->Step();
     }
@@ -335,10 +337,7 @@ TEST_P(Flash, AnAskJoinsTheRunningEvaluation) {
     auto id = *engine->CreateSession({.prefix = "Notes."});
     const FlashId f = *engine->AddFlash(id, F(0, 12));
     ASSERT_TRUE(engine->Append(id, DataText(0)).ok());
-    for (int i = 0; i < 1000 && engine->metrics().GetGauge("kvs_flash_running", "").value() == 0;
-         ++i) {
-        engine->Step();
-    }
+    StepUntilEvaluating(*engine);
     ASSERT_EQ(engine->metrics().GetGauge("kvs_flash_running", "").value(), 1);
     auto qid = engine->SubmitQuery(id, FlashQuery(F(0, 12)));
     ASSERT_TRUE(qid.ok());
@@ -381,10 +380,7 @@ TEST_P(Flash, ACancelledJoinReleasesTheEvaluation) {
     auto id = *engine->CreateSession({.prefix = "Notes."});
     ASSERT_TRUE(engine->AddFlash(id, F(0, 32)).ok());
     ASSERT_TRUE(engine->Append(id, DataText(0)).ok());
-    for (int i = 0; i < 1000 && engine->metrics().GetGauge("kvs_flash_running", "").value() == 0;
-         ++i) {
-        engine->Step();
-    }
+    StepUntilEvaluating(*engine);
     QueryOptions ask = FlashQuery(F(0, 32));
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     ask.cancel = cancel;
