@@ -6,7 +6,8 @@
 // the session's tokens, exactly like a live query, and is rolled back afterwards, so its answer
 // is the answer a live query computes at the same version. It starts only on a resident session
 // with no queued data and no waiting query, and only while the time budget allows; in the plan it
-// is kBackground work, so it gets only the batch room that live queries and ingest leave.
+// is kBackground work: it runs only in steps without live queries, in the room ingest leaves.
+// An ask that joins it, or data that waits for it to finish, raises it to query priority.
 
 #include "runtime/engine.h"
 

@@ -188,8 +188,10 @@ std::vector<WorkItem> Engine::CollectWork() {
             continue;
         }
         WorkKind kind = WorkKind::kDecode;
-        if (job.flash != 0 && job.joined.empty()) {
-            kind = WorkKind::kBackground;  // prefill and decode: whatever room is left
+        if (job.flash != 0 && job.joined.empty() && !job.finish_overtaken) {
+            // Prefill and decode in idle steps only. Asks that joined it, or data that waits
+            // for it to finish (PreemptFlash), give it query priority.
+            kind = WorkKind::kBackground;
         } else if (job.run->prefilling()) {
             kind = job.session == 0 ? WorkKind::kStatelessPrefill : WorkKind::kQueryPrefill;
         }
@@ -246,9 +248,10 @@ void Engine::BuildBatch(const StepPlan& plan, StepReport& report) {
             report.n_ingest_tokens += AddIngest(sessions_.at(c.id), c.n_tokens);
             continue;
         }
-        const int n = queries_.at(c.id).run->Schedule(batch_, c.n_tokens);
+        QueryJob& job = queries_.at(c.id);
+        const int n = job.run->Schedule(batch_, c.n_tokens);
         batch_queries_.push_back(c.id);
-        if (c.kind == WorkKind::kBackground) {
+        if (job.flash != 0 && job.joined.empty()) {  // the time cap's, at any priority
             report.n_flash_tokens += n;
         } else if (c.kind == WorkKind::kStatelessPrefill) {
             report.n_stateless_tokens += n;

@@ -190,12 +190,15 @@ StepPlan PlanStep(std::span<const WorkItem> work,
     const int before_ingest = plan.n_tokens;
     GiveWaterFilled(ingest, std::max(std::min(split.ingest, idle_room), ingest_floor), plan);
 
-    // 5. Background work takes what is left of the (target-limited) room.
+    // 5. Background work takes what is left of the idle room, and only in steps without queries:
+    // nobody waits for it, so it never lengthens a question's step.
     const int ingested = plan.n_tokens - before_ingest;
-    GiveOldestFirst(background, std::max(0, std::min(limit - plan.n_tokens, idle_room - ingested)),
+    const int background_room = plan.query_tokens > 0 ? 0 : idle_room - ingested;
+    GiveOldestFirst(background, std::max(0, std::min(limit - plan.n_tokens, background_room)),
                     plan);
 
-    const std::int64_t low_want = Demand(stateless) + Demand(ingest) + Demand(background);
+    const std::int64_t background_want = plan.query_tokens > 0 ? 0 : Demand(background);
+    const std::int64_t low_want = Demand(stateless) + Demand(ingest) + background_want;
     const std::int64_t data_want = Demand(ingest) + Demand(background);
     plan.latency_bound = (limit < options.n_batch && low_want > plan.leftover_budget) ||
                          (idle_room < options.n_batch && data_want > idle_room);

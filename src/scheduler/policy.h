@@ -21,7 +21,8 @@
 //  4. min_ingest_tokens: when ingest wants room but got less than min_ingest_tokens, its total
 //     is raised to that (water-filled again) from whatever n_batch room is still free, even past
 //     the target, so a storm of queries cannot starve data ingestion.
-//  5. kBackground: only what is left of the (target-limited) room, oldest first.
+//  5. kBackground: only in steps with no decode or query prefill (nobody waits for it, so it
+//     never lengthens a question's step), and only what is left of the room, oldest first.
 //  6. Questions first: in a step with no decode or query prefill, ingest and background work
 //     together take at most (rule 4's min_ingest_tokens floor aside, which the engine keeps at
 //     or below min_idle_tokens)

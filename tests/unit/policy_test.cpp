@@ -144,16 +144,43 @@ TEST(PlanStep, DecodeBeatsQueryPrefillBeatsIngest) {
 }
 
 TEST(PlanStep, ChunksComeInPriorityOrder) {
-    const std::vector<WorkItem> work = {Item(1, WorkKind::kBackground, 10, 0),
-                                        Item(2, WorkKind::kIngest, 10, 0),
-                                        Item(3, WorkKind::kStatelessPrefill, 10, 0),
-                                        Item(4, WorkKind::kQueryPrefill, 10, 0), Decode(5, 0)};
-    const StepPlan plan = PlanStep(work, Options(512), Cost());
-    ASSERT_EQ(plan.chunks.size(), 5u);
-    for (int i = 0; i < 5; ++i) {
+    std::vector<WorkItem> work = {Item(1, WorkKind::kBackground, 10, 0),
+                                  Item(2, WorkKind::kIngest, 10, 0),
+                                  Item(3, WorkKind::kStatelessPrefill, 10, 0),
+                                  Item(4, WorkKind::kQueryPrefill, 10, 0), Decode(5, 0)};
+    StepPlan plan = PlanStep(work, Options(512), Cost());
+    ASSERT_EQ(plan.chunks.size(), 4u);  // background waits while queries run (rule 5)
+    for (int i = 0; i < 4; ++i) {
         EXPECT_EQ(plan.chunks[i].id, static_cast<std::uint64_t>(5 - i));
     }
-    EXPECT_EQ(plan.n_tokens, 41);
+    EXPECT_EQ(plan.n_tokens, 31);
+
+    work.resize(3);  // no queries: stateless, ingest, then background
+    plan = PlanStep(work, Options(512), Cost());
+    ASSERT_EQ(plan.chunks.size(), 3u);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(plan.chunks[i].id, static_cast<std::uint64_t>(3 - i));
+    }
+    EXPECT_EQ(plan.n_tokens, 30);
+}
+
+// Questions first: background work (flash evaluations nobody waits for) never shares a step with
+// a decoding query or a question's prefill, whatever room the batch and the target leave.
+TEST(PlanStep, BackgroundWaitsWhileQueriesRun) {
+    std::vector<WorkItem> work = {Item(1, WorkKind::kBackground, 12, 0), Decode(2, 1)};
+    StepPlan plan = PlanStep(work, Options(512), Cost());
+    EXPECT_EQ(TokensFor(plan, 1), 0);
+    EXPECT_EQ(plan.n_tokens, 1);
+    EXPECT_FALSE(plan.latency_bound);
+
+    work[1] = Item(2, WorkKind::kQueryPrefill, 3, 1);
+    plan = PlanStep(work, Options(512, 1000), Cost());
+    EXPECT_EQ(TokensFor(plan, 1), 0);
+    EXPECT_EQ(plan.n_tokens, 3);
+
+    work.pop_back();  // the question is done: the evaluation goes on
+    plan = PlanStep(work, Options(512, 1000), Cost());
+    EXPECT_EQ(TokensFor(plan, 1), 12);
 }
 
 TEST(PlanStep, MoreDecodersThanTheBatchServesTheOldest) {
@@ -342,10 +369,10 @@ TEST(PlanStep, BackgroundOnlyGetsLeftovers) {
 
     work = {Item(1, WorkKind::kBackground, 1000, 0), Item(2, WorkKind::kIngest, 100, 5),
             Decode(3, 6)};
-    plan = PlanStep(work, Options(512, 20), Cost());  // limit 150
+    plan = PlanStep(work, Options(512, 20), Cost());  // limit 150, but a query decodes
     EXPECT_EQ(TokensFor(plan, 2), 100);
-    EXPECT_EQ(TokensFor(plan, 1), 49);
-    EXPECT_EQ(plan.n_tokens, 150);
+    EXPECT_EQ(TokensFor(plan, 1), 0);
+    EXPECT_EQ(plan.n_tokens, 101);
 }
 
 // Questions first: a step without queries keeps ingest and background within the idle target,
@@ -556,7 +583,11 @@ void CheckLeftover(const RandomCase& c, const StepPlan& plan, const Demands& d) 
         ASSERT_LE(ingest, o.min_ingest_tokens);
         ASSERT_EQ(background, 0);
     }
-    const std::int64_t total_want = d.query + d.stateless + d.ingest + d.background;
+    if (plan.query_tokens > 0) {  // background never shares a step with queries
+        ASSERT_EQ(background, 0);
+    }
+    const std::int64_t background_want = plan.query_tokens > 0 ? 0 : d.background;
+    const std::int64_t total_want = d.query + d.stateless + d.ingest + background_want;
     ASSERT_GE(plan.n_tokens, std::min<std::int64_t>(limit, total_want)) << "idle room";
     const std::int64_t ingest_floor = std::min<std::int64_t>(
         {d.ingest, o.min_ingest_tokens,
