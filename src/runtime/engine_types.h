@@ -189,14 +189,16 @@ struct StepReport {
 };
 
 // With StepTarget::kAuto, ingest may lengthen a step that carries queries by at most this
-// factor (chosen from the measurements in docs/benchmarks.md).
-inline constexpr double kAutoTargetFactor = 1.5;
+// factor (chosen from the measurements in docs/benchmarks.md: at 1.5 a question's decode took
+// 1.5x the floor under a streaming load).
+inline constexpr double kAutoTargetFactor = 1.2;
 
 // With StepTarget::kAuto, a step without queries (ingest, flash evaluations) is cut to about this
 // many times the larger of a decode-only step and the step's fixed cost, so a question that
-// arrives while it runs waits for at most that step (scheduler/policy.h, rule 6). At 5x the fixed
-// cost, batching keeps about 80% of its throughput (docs/benchmarks.md).
-inline constexpr double kIdleTargetFactor = 5.0;
+// arrives while it runs waits for at most that step (scheduler/policy.h, rule 6). At 3x the fixed
+// cost, batching keeps about two thirds of its throughput (docs/benchmarks.md); the wait for the
+// step in flight is then about 3 decode steps.
+inline constexpr double kIdleTargetFactor = 3.0;
 
 // After this many steps in a row in which the latency target left ingest less than
 // min_ingest_tokens, ingest gets min_ingest_tokens per step until it catches up (no starvation
