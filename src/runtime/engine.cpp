@@ -332,7 +332,9 @@ Result<AppendResult> Engine::QueueAppend(Session& s, Tokens tokens, const Append
     }
     s.accepted_version = how.version > 0 ? how.version : s.accepted_version + 1;
     s.n_pending_tokens += n_new;
-    s.pending.push_back({std::move(tokens), s.accepted_version, 0, how.held});
+    const Clock::time_point accepted =
+        how.accepted == Clock::time_point{} ? Clock::now() : how.accepted;
+    s.pending.push_back({std::move(tokens), s.accepted_version, 0, how.held, accepted});
     OnAccepted(s);
     return AppendResult{n_new, s.n_tokens() + s.n_pending_tokens, s.accepted_version};
 }

@@ -2,6 +2,8 @@
 
 #include "runtime/engine.h"
 
+#include <algorithm>
+
 namespace kvs {
 
 StepMetrics::StepMetrics(MetricsRegistry& m)
@@ -23,6 +25,12 @@ StepMetrics::StepMetrics(MetricsRegistry& m)
       queries_running(m.GetGauge("kvs_queries_running", "Queries started, not finished")),
       pending_ingest_tokens(
           m.GetGauge("kvs_pending_ingest_tokens", "Accepted data tokens not yet in the KV cache")),
+      ingest_lag_ms(m.GetHistogram("kvs_ingest_lag_ms",
+                                   "Acknowledgement of an append to all of it in the KV cache",
+                                   kMsBuckets)),
+      ingest_behind_ms(m.GetGauge("kvs_ingest_behind_ms",
+                                  "Age of the oldest acknowledged append not yet in the KV cache "
+                                  "(how far ingest is behind now)")),
       kv_cells_used(m.GetGauge("kvs_kv_cells_used", "KV cells holding session data")),
       kv_cells_total(m.GetGauge("kvs_kv_cells_total", "KV cells of the context")),
       cost_fixed_ms(
@@ -103,9 +111,14 @@ void Engine::RecordGauges() {
     int n_resident = 0;
     std::int64_t n_pending = 0;
     std::int64_t n_cells = 0;
+    const auto now = Clock::now();
+    double behind_ms = 0;  // the oldest accepted append not yet in the KV cache
     for (const auto& [id, s] : sessions_) {
         n_resident += s.resident() ? 1 : 0;
         n_pending += s.n_pending_tokens;
+        if (!s.pending.empty()) {
+            behind_ms = std::max(behind_ms, MsBetween(s.pending.front().accepted, now));
+        }
         n_cells += s.resident() ? s.n_tokens() : 0;
     }
     StepMetrics& m = step_metrics_;
@@ -116,6 +129,7 @@ void Engine::RecordGauges() {
     m.queries_running.Set(
         static_cast<double>(queries_.size() - waiting_.size() - n_flash_running_));
     m.pending_ingest_tokens.Set(static_cast<double>(n_pending));
+    m.ingest_behind_ms.Set(behind_ms);
     m.kv_cells_used.Set(static_cast<double>(n_cells));
     m.kv_cells_total.Set(static_cast<double>(context_->n_seq_max()) * context_->n_ctx_seq());
     m.cost_fixed_ms.Set(cost_.fixed_ms());

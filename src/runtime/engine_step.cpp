@@ -308,6 +308,7 @@ void Engine::CommitIngest(const Status& decoded) {
         while (!s.pending.empty() &&
                s.pending.front().n_done == static_cast<int>(s.pending.front().tokens.size())) {
             s.version = s.pending.front().version;
+            step_metrics_.ingest_lag_ms.Observe(MsBetween(s.pending.front().accepted, Clock::now()));
             s.pending.pop_front();
             if (s.version > 0) {
                 events_.push_back({EngineEvent::Kind::kIngested, s.id, s.version, 0});

@@ -11,6 +11,7 @@
 #include "query/query.h"
 #include "session/session.h"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -90,6 +91,8 @@ struct AppendOptions {
     bool held = false;          // not ingested until ConfirmAppend (it is being made durable)
     std::uint64_t version = 0;  // > 0: the version it produces (replaying a data log); must
                                 // exceed the session's accepted version
+    // When it was acknowledged (its ingest lag starts there); unset: when the engine queues it.
+    std::chrono::steady_clock::time_point accepted{};
 };
 
 // A session to adopt from a snapshot file at start: its tokens (read and checked) and the file
@@ -195,10 +198,10 @@ inline constexpr double kAutoTargetFactor = 1.2;
 
 // With StepTarget::kAuto, a step without queries (ingest, flash evaluations) is cut to about this
 // many times the larger of a decode-only step and the step's fixed cost, so a question that
-// arrives while it runs waits for at most that step (scheduler/policy.h, rule 6). At 3x the fixed
-// cost, batching keeps about two thirds of its throughput (docs/benchmarks.md); the wait for the
-// step in flight is then about 3 decode steps.
-inline constexpr double kIdleTargetFactor = 3.0;
+// arrives while it runs waits for at most that step (scheduler/policy.h, rule 6). At 5x the fixed
+// cost, batching keeps about 80% of its throughput (docs/benchmarks.md); 3x was tried and starved
+// ingest at 10k tokens of depth, where small batches lose most (the market run of 2026-12-07).
+inline constexpr double kIdleTargetFactor = 5.0;
 
 // After this many steps in a row in which the latency target left ingest less than
 // min_ingest_tokens, ingest gets min_ingest_tokens per step until it catches up (no starvation

@@ -297,18 +297,21 @@ void Runtime::Append(
     const int n_tokens = static_cast<int>(tokens->size());
     auto shared = std::make_shared<Reply<Result<AppendResult>>>(std::move(reply));
     AppendResult accepted;
+    const auto acknowledged = std::chrono::steady_clock::now();  // the ingest lag starts here
     auto admitted = desk_.Admit(tenant, id, n_tokens, [&](std::uint64_t version, int n_after) {
         accepted = {n_tokens, n_after, version};
         board_->BeginAppend(id);  // cached answers wait until the engine has this version
         const bool durable = store_ != nullptr;
         const bool queued = Enqueue([this, id, version, wait, durable, accepted, shared,
+                                     acknowledged,
                                      tokens = std::move(tokens).value()](State& s) mutable {
             // Guarded here, not only at the loop: a throw must still end the append on the
             // board (or cached answers stay off for the session) and give the room back.
             Result<AppendResult> queued_here = Internal("the append failed inside the server");
             Guarded("queueing an append", [&] {
-                queued_here = s.engine->SubmitAppendTokens(id, std::move(tokens),
-                                                           {.held = durable, .version = version});
+                queued_here = s.engine->SubmitAppendTokens(
+                    id, std::move(tokens),
+                    {.held = durable, .version = version, .accepted = acknowledged});
             });
             board_->EndAppend(id);
             if (!queued_here.ok()) {  // closed meanwhile (the desk had admitted it first)

@@ -23,6 +23,8 @@ struct StepMetrics {
     Gauge& queries_waiting;
     Gauge& queries_running;
     Gauge& pending_ingest_tokens;
+    Histogram& ingest_lag_ms;
+    Gauge& ingest_behind_ms;
     Gauge& kv_cells_used;
     Gauge& kv_cells_total;
     Gauge& cost_fixed_ms;

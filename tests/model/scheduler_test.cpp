@@ -181,6 +181,31 @@ TEST_P(Scheduler, DataOnlyStepsStayWithinTheTarget) {
     EXPECT_GT(engine->metrics().GetCounter("kvs_latency_bound_steps_total", "").value(), 0U);
 }
 
+// Overload shows: the ingest lag runs from each append's acknowledgement to all of it in the KV
+// cache (a histogram), and the gauge says how old the oldest data not yet ingested is.
+TEST_P(Scheduler, IngestLagIsMeasuredFromTheAcknowledgement) {
+    EngineOptions o = TestOptions(GetParam());
+    o.n_ctx_session = 4096;
+    o.step_target = StepTarget::kFixed;
+    o.target_step_ms = 1e-6;  // 16 tokens a step: the append takes many steps
+    auto engine = OpenEngine(o);
+    ASSERT_TRUE(engine);
+    auto id = *engine->CreateSession();
+    const auto acknowledged = std::chrono::steady_clock::now() - std::chrono::milliseconds(500);
+    ASSERT_TRUE(engine->SubmitAppendTokens(id, Tokens(200, 100), {.accepted = acknowledged}).ok());
+    engine->Step();
+    ASSERT_GT(engine->Info(id)->n_pending_tokens, 0);
+    EXPECT_GE(engine->metrics().GetGauge("kvs_ingest_behind_ms", "").value(), 500.0);
+    ASSERT_TRUE(engine->SubmitAppendTokens(id, Tokens(20, 100)).ok());  // acknowledged now
+    engine->RunUntilIdle();
+    const HistogramSnapshot lag =
+        engine->metrics().GetHistogram("kvs_ingest_lag_ms", "", kMsBuckets).Snapshot();
+    EXPECT_EQ(lag.count, 2U);
+    EXPECT_GE(lag.max, 500.0);
+    EXPECT_LT(lag.min, 500.0);
+    EXPECT_EQ(engine->metrics().GetGauge("kvs_ingest_behind_ms", "").value(), 0.0);
+}
+
 // A query that arrives while its own session ingests answers the version it was admitted at
 // (every append accepted before it); later appends wait for it and are not lost.
 TEST_P(Scheduler, QueryDuringIngestAnswersAConsistentVersion) {

@@ -84,7 +84,7 @@ TEST(ScenarioTest, BadFieldsAreNamed) {
 }
 
 TEST(ScenarioTest, TheRepositoryScenariosLoad) {
-    for (const char* name : {"quick", "targets", "full"}) {
+    for (const char* name : {"quick", "targets", "full", "flash-hits"}) {
         const std::string path =
             std::string(KVSTREAM_SOURCE_DIR) + "/bench/scenarios/" + name + ".json";
         auto s = LoadScenario(path);
