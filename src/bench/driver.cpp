@@ -254,6 +254,7 @@ SystemRun RunSystem(const Scenario& scenario,
                 std::vector<int>(n, 0),
                 std::vector<int>(n, 0)};
     const double cpu0 = system->CpuSeconds();
+    const std::map<std::string, double> metrics0 = system->ScrapeMetrics();
     std::vector<std::thread> threads;
     for (int s = 0; s < n; ++s) {
         threads.emplace_back(
@@ -266,6 +267,14 @@ SystemRun RunSystem(const Scenario& scenario,
     }
     run.measured_s = SecondsSince(phase.start);
     run.cpu_s = system->CpuSeconds() - cpu0;
+    // Over the same window as measured_s (before the wait for the last bars' ingest below).
+    const std::map<std::string, double> metrics1 = system->ScrapeMetrics();
+    for (const auto& [series, value] : metrics0) {  // no start figures: no deltas
+        auto end = metrics1.find(series);
+        if (end != metrics1.end()) {
+            run.metrics_delta[series] = end->second - value;
+        }
+    }
     done = true;
     progress.join();
     run.ingest_lag_ms = system->IngestLagsMs();

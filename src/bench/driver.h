@@ -6,6 +6,7 @@
 #include "bench/scenario.h"
 #include "bench/systems.h"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,9 @@ struct SystemRun {
     std::vector<double> ack_ms;         // append acknowledgements (kvstream)
     std::vector<double> ingest_lag_ms;  // acknowledgement -> ingested (kvstream)
     std::optional<double> overhead_share;
+    // The server's metrics (kvstream: /metrics) at the end of the measured phase minus at its
+    // start, by series ("kvs_flash_evaluations_total"); empty for the other systems.
+    std::map<std::string, double> metrics_delta;
     std::vector<QuerySample> samples;
     std::string error;  // the run stopped early: why
 };

@@ -75,6 +75,13 @@ void SummaryRun(JsonWriter& j, const SystemRun& r) {
     if (r.overhead_share) {
         j.Field("overhead_share", *r.overhead_share);
     }
+    if (!r.metrics_delta.empty()) {  // the server's metrics over the phase (end minus start)
+        j.Key("metrics_delta").BeginObject();
+        for (const auto& [series, value] : r.metrics_delta) {
+            j.Field(series, value);
+        }
+        j.EndObject();
+    }
     j.EndObject();
 }
 

@@ -314,6 +314,59 @@ void Attribution(std::ostream& o, const Input& in) {
          "covers (handing the question to the engine thread and the answer back).\n";
 }
 
+// What the flash engine did in the measured phase (the server's metrics, end minus start) next
+// to what the data offered and what the engine could evaluate: the arithmetic of flash work.
+void FlashWork(std::ostream& o, const Input& in) {
+    const SystemRun* run = nullptr;
+    for (const auto& r : in.runs) {
+        run = r.system == SystemKind::kKvstreamFlash && !r.metrics_delta.empty() ? &r : run;
+    }
+    if (run == nullptr || run->measured_s <= 0) {
+        return;
+    }
+    auto m = [run](const char* series) {
+        auto it = run->metrics_delta.find(series);
+        return it == run->metrics_delta.end() ? 0.0 : it->second;
+    };
+    const double wall_s = run->measured_s;
+    const double evals = m("kvs_flash_evaluations_total");
+    const double n_timed = m("kvs_flash_eval_ms_count");
+    const double engine_ms = m("kvs_flash_engine_ms");  // dropped and preempted work included
+    const double offered = run->bars * static_cast<double>(in.sc.flash_questions.size());
+    int asks = 0;
+    int hits = 0;
+    for (const auto* s : in.Samples(SystemKind::kKvstreamFlash)) {
+        asks += s->round == run->round ? 1 : 0;
+        hits += s->round == run->round && s->answer.cached ? 1 : 0;
+    }
+    o << "\n## Flash work (kvstream-flash, measured phase)\n\n"
+      << "From the server's metrics over the phase (" << Fmt("%.0f", wall_s)
+      << " s).\n\n| figure | value |\n|---|---:|\n"
+      << "| versions to evaluate (bars x registered questions per session) | "
+      << Fmt("%.0f (%.2f/s)", offered, offered / wall_s) << " |\n"
+      << "| evaluations finished | " << Fmt("%.0f (%.2f/s)", evals, evals / wall_s) << " |\n"
+      << "| mean evaluation time (start to last token, waits for live queries included) | "
+      << (n_timed > 0 ? Ms(m("kvs_flash_eval_ms_sum") / n_timed) : std::string("none")) << " |\n"
+      << "| engine time in evaluations (finished, dropped and preempted) | " << Ms(engine_ms)
+      << Fmt(" (%.0f%% of wall)", 100 * engine_ms / (wall_s * 1000)) << " |\n"
+      << "| dropped for new data / preempted by a live query / finished overtaken | "
+      << Fmt("%.0f / %.0f / %.0f", m("kvs_flash_dropped_total"), m("kvs_flash_preempted_total"),
+             m("kvs_flash_finished_overtaken_total"))
+      << " |\n| steps in which the time cap held a start back | "
+      << Fmt("%.0f", m("kvs_flash_budget_waits_total"))
+      << " |\n| asks: hits / joins / live answers kept as results | " << hits << " of " << asks
+      << Fmt(" / %.0f / %.0f", m("kvs_flash_joins_total"), m("kvs_flash_live_results_total"))
+      << " |\n";
+    if (evals > 0 && engine_ms > 0) {
+        o << "\nEvaluations cost " << Ms(engine_ms / evals)
+          << " of engine time each (the wasted work of dropped ones included): an engine doing "
+             "nothing else would finish about "
+          << Fmt("%.2f", evals / (engine_ms / 1000)) << " per second; the data offered "
+          << Fmt("%.2f", offered / wall_s) << " versions per second and "
+          << Fmt("%.2f", evals / wall_s) << " were evaluated.\n";
+    }
+}
+
 // The targets of the reference case, met or missed.
 void Targets(std::ostream& o, const Input& in) {
     auto samples = [&](SystemKind k) { return in.Samples(k); };
@@ -396,6 +449,7 @@ std::string ReportMarkdown(const Scenario& sc,
     BarsTable(o, in);
     Ablation(o, in);
     Attribution(o, in);
+    FlashWork(o, in);
     Targets(o, in);
     return o.str();
 }

@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <set>
+#include <sstream>
 #include <thread>
 
 namespace kvs::bench {
@@ -280,6 +283,33 @@ public:
         };
         const double step = value("kvs_step_ms_sum");
         return step > 0 ? std::optional(value("kvs_overhead_ms_sum") / step) : std::nullopt;
+    }
+
+    std::map<std::string, double> ScrapeMetrics() override {
+        std::map<std::string, double> series;
+        HttpClient client("127.0.0.1", port_);
+        auto r = client.Get("/metrics");
+        if (!r.ok() || r->status != 200) {
+            return series;
+        }
+        std::istringstream lines(r->body);
+        std::string line;
+        std::set<std::string> gauges;  // from "# TYPE name gauge"
+        while (std::getline(lines, line)) {
+            if (line.starts_with("# TYPE ") && line.ends_with(" gauge")) {
+                gauges.insert(line.substr(7, line.size() - 7 - 6));
+            }
+            const std::size_t space = line.rfind(' ');
+            if (line.empty() || line[0] == '#' || space == std::string::npos ||
+                line.find("_bucket{") != std::string::npos) {
+                continue;
+            }
+            const std::string name = line.substr(0, std::min(line.find('{'), space));
+            if (!gauges.contains(name) || name == "kvs_flash_engine_ms") {
+                series[line.substr(0, space)] = std::strtod(line.c_str() + space + 1, nullptr);
+            }
+        }
+        return series;
     }
 
 private:

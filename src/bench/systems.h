@@ -103,6 +103,11 @@ public:
     // The server's own scheduler overhead share, when it reports one (kvstream's metrics).
     virtual std::optional<double> OverheadShare() { return std::nullopt; }
 
+    // The server's cumulative series by name with their labels (kvstream's /metrics: counters,
+    // histograms' _sum and _count, and the gauge kvs_flash_engine_ms, which only grows; other
+    // gauges and the buckets are left out); empty for servers without metrics.
+    virtual std::map<std::string, double> ScrapeMetrics() { return {}; }
+
     void Stop();
 
     double CpuSeconds() const { return server_ ? server_->CpuSeconds() : 0; }

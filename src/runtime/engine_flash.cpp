@@ -7,7 +7,8 @@
 // is the answer a live query computes at the same version. It starts only on a resident session
 // with no queued data and no waiting query, and only while the time budget allows; in the plan it
 // is kBackground work: it runs only in steps without live queries, in the room ingest leaves.
-// An ask that joins it, or data that waits for it to finish, raises it to query priority.
+// Data that waits for it to finish moves it like ingest; an ask that joins it gives it query
+// priority.
 
 #include "runtime/engine.h"
 

@@ -25,11 +25,10 @@ StepMetrics::StepMetrics(MetricsRegistry& m)
       queries_running(m.GetGauge("kvs_queries_running", "Queries started, not finished")),
       pending_ingest_tokens(
           m.GetGauge("kvs_pending_ingest_tokens", "Accepted data tokens not yet in the KV cache")),
-      ingest_lag_ms(m.GetHistogram("kvs_ingest_lag_ms",
-                                   "Acknowledgement of an append to all of it in the KV cache",
-                                   kMsBuckets)),
+      ingest_lag_ms(m.GetHistogram(
+          "kvs_ingest_lag_ms", "Admission of an append to all of it in the KV cache", kMsBuckets)),
       ingest_behind_ms(m.GetGauge("kvs_ingest_behind_ms",
-                                  "Age of the oldest acknowledged append not yet in the KV cache "
+                                  "Age of the oldest admitted append not yet in the KV cache "
                                   "(how far ingest is behind now)")),
       kv_cells_used(m.GetGauge("kvs_kv_cells_used", "KV cells holding session data")),
       kv_cells_total(m.GetGauge("kvs_kv_cells_total", "KV cells of the context")),

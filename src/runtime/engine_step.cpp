@@ -41,6 +41,7 @@ StepReport Engine::Step() {
     n_starved_steps_ = IngestStarved(work, plan) ? n_starved_steps_ + 1 : 0;
     BuildBatch(plan, report);
     if (batch_.empty()) {
+        RecordGauges();  // nothing could be added (a window that failed to roll): lag still grows
         return report;
     }
     // 3. Decode once.
@@ -178,9 +179,11 @@ std::vector<WorkItem> Engine::CollectWork() {
     std::vector<WorkItem> work;
     // Speculative decoding only while few sequences decode: a drafted token costs compute, and
     // with many decoders the step is no longer bound by reading the weights (query/draft.h).
+    // Evaluations nobody waits for do not count: they never share a step with live queries.
     int n_decoding = 0;
     for (const auto& [id, job] : queries_) {
-        n_decoding += job.run && !job.run->prefilling() && !job.run->done() ? 1 : 0;
+        const bool background = job.flash != 0 && job.joined.empty();
+        n_decoding += job.run && !background && !job.run->prefilling() && !job.run->done() ? 1 : 0;
     }
     const bool speculate = n_decoding <= options_.draft_max_decoders;
     for (auto& [id, job] : queries_) {
@@ -188,10 +191,11 @@ std::vector<WorkItem> Engine::CollectWork() {
             continue;
         }
         WorkKind kind = WorkKind::kDecode;
-        if (job.flash != 0 && job.joined.empty() && !job.finish_overtaken) {
-            // Prefill and decode in idle steps only. Asks that joined it, or data that waits
-            // for it to finish (PreemptFlash), give it query priority.
-            kind = WorkKind::kBackground;
+        if (job.flash != 0 && job.joined.empty()) {
+            // Nobody waits for it: idle steps only (kBackground). Data that waits for it to
+            // finish (PreemptFlash) moves it like ingest, within the step targets; asks that
+            // joined it give it query priority.
+            kind = job.finish_overtaken ? WorkKind::kIngest : WorkKind::kBackground;
         } else if (job.run->prefilling()) {
             kind = job.session == 0 ? WorkKind::kStatelessPrefill : WorkKind::kQueryPrefill;
         }
@@ -308,7 +312,8 @@ void Engine::CommitIngest(const Status& decoded) {
         while (!s.pending.empty() &&
                s.pending.front().n_done == static_cast<int>(s.pending.front().tokens.size())) {
             s.version = s.pending.front().version;
-            step_metrics_.ingest_lag_ms.Observe(MsBetween(s.pending.front().accepted, Clock::now()));
+            const Clock::time_point admitted = s.pending.front().accepted;
+            step_metrics_.ingest_lag_ms.Observe(MsBetween(admitted, Clock::now()));
             s.pending.pop_front();
             if (s.version > 0) {
                 events_.push_back({EngineEvent::Kind::kIngested, s.id, s.version, 0});

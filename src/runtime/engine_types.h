@@ -91,7 +91,8 @@ struct AppendOptions {
     bool held = false;          // not ingested until ConfirmAppend (it is being made durable)
     std::uint64_t version = 0;  // > 0: the version it produces (replaying a data log); must
                                 // exceed the session's accepted version
-    // When it was acknowledged (its ingest lag starts there); unset: when the engine queues it.
+    // When the server admitted it (its ingest lag starts there: before the data log's write
+    // and the acknowledgement); unset: when the engine queues it (replay from the log).
     std::chrono::steady_clock::time_point accepted{};
 };
 
@@ -185,16 +186,17 @@ struct StepReport {
     int n_query_tokens = 0;
     int n_ingest_tokens = 0;
     int n_stateless_tokens = 0;
-    int n_flash_tokens = 0;  // flash evaluations (prefill and decode)
+    int n_flash_tokens = 0;  // flash evaluations nobody joined (prefill and decode), any kind
     double decode_ms = 0;    // inside llama_decode
     double total_ms = 0;     // the whole step
     bool latency_bound = false;
 };
 
 // With StepTarget::kAuto, ingest may lengthen a step that carries queries by at most this
-// factor (chosen from the measurements in docs/benchmarks.md: at 1.5 a question's decode took
-// 1.5x the floor under a streaming load).
-inline constexpr double kAutoTargetFactor = 1.2;
+// factor (chosen from the measurements in docs/benchmarks.md; 1.2 was tried on 2026-12-07 and
+// lost more to catch-up ingest, bars left queued behind the previous question, than it saved
+// in decode).
+inline constexpr double kAutoTargetFactor = 1.5;
 
 // With StepTarget::kAuto, a step without queries (ingest, flash evaluations) is cut to about this
 // many times the larger of a decode-only step and the step's fixed cost, so a question that

@@ -297,41 +297,41 @@ void Runtime::Append(
     const int n_tokens = static_cast<int>(tokens->size());
     auto shared = std::make_shared<Reply<Result<AppendResult>>>(std::move(reply));
     AppendResult accepted;
-    const auto acknowledged = std::chrono::steady_clock::now();  // the ingest lag starts here
+    const auto acknowledged = std::chrono::steady_clock::now();  // admitted: the ingest lag starts
     auto admitted = desk_.Admit(tenant, id, n_tokens, [&](std::uint64_t version, int n_after) {
         accepted = {n_tokens, n_after, version};
         board_->BeginAppend(id);  // cached answers wait until the engine has this version
         const bool durable = store_ != nullptr;
-        const bool queued = Enqueue([this, id, version, wait, durable, accepted, shared,
-                                     acknowledged,
-                                     tokens = std::move(tokens).value()](State& s) mutable {
-            // Guarded here, not only at the loop: a throw must still end the append on the
-            // board (or cached answers stay off for the session) and give the room back.
-            Result<AppendResult> queued_here = Internal("the append failed inside the server");
-            Guarded("queueing an append", [&] {
-                queued_here = s.engine->SubmitAppendTokens(
-                    id, std::move(tokens),
-                    {.held = durable, .version = version, .accepted = acknowledged});
-            });
-            board_->EndAppend(id);
-            if (!queued_here.ok()) {  // closed meanwhile (the desk had admitted it first)
-                if (queued_here.status().code() != StatusCode::kNotFound) {
-                    std::fprintf(stderr,
-                                 "kvstream: session %llu: admitted append %llu refused: %s\n",
-                                 static_cast<unsigned long long>(id),
-                                 static_cast<unsigned long long>(version),
-                                 queued_here.status().ToString().c_str());
+        const bool queued =
+            Enqueue([this, id, version, wait, durable, accepted, shared, acknowledged,
+                     tokens = std::move(tokens).value()](State& s) mutable {
+                // Guarded here, not only at the loop: a throw must still end the append on the
+                // board (or cached answers stay off for the session) and give the room back.
+                Result<AppendResult> queued_here = Internal("the append failed inside the server");
+                Guarded("queueing an append", [&] {
+                    queued_here = s.engine->SubmitAppendTokens(
+                        id, std::move(tokens),
+                        {.held = durable, .version = version, .accepted = acknowledged});
+                });
+                board_->EndAppend(id);
+                if (!queued_here.ok()) {  // closed meanwhile (the desk had admitted it first)
+                    if (queued_here.status().code() != StatusCode::kNotFound) {
+                        std::fprintf(stderr,
+                                     "kvstream: session %llu: admitted append %llu refused: %s\n",
+                                     static_cast<unsigned long long>(id),
+                                     static_cast<unsigned long long>(version),
+                                     queued_here.status().ToString().c_str());
+                    }
+                    desk_.Revoke(id, version);
+                    if (wait && !durable) {
+                        (*shared)(queued_here.status());
+                    }
+                    return;
                 }
-                desk_.Revoke(id, version);
                 if (wait && !durable) {
-                    (*shared)(queued_here.status());
+                    s.append_waits.push_back({id, version, accepted, std::move(*shared)});
                 }
-                return;
-            }
-            if (wait && !durable) {
-                s.append_waits.push_back({id, version, accepted, std::move(*shared)});
-            }
-        });
+            });
         if (!queued) {
             board_->EndAppend(id);
         } else if (durable) {  // acknowledged once the data log has it

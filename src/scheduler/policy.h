@@ -46,11 +46,12 @@
 namespace kvs {
 
 enum class WorkKind : std::uint8_t {
-    kDecode,            // a query sampling its answer: 1 token per step
+    kDecode,            // a query sampling its answer: 1 token per step (+ its drafts)
     kQueryPrefill,      // a query's question prompt, on top of its session
     kStatelessPrefill,  // the conventional path: a whole context prefilled from scratch
-    kIngest,            // appended data entering a session's KV cache
-    kBackground,        // work nobody waits for (re-prefill after a restore, warm-up)
+    kIngest,            // appended data entering a session's KV cache (or a flash evaluation
+                        // that data waits for: it moves like ingest)
+    kBackground,        // work nobody waits for (flash evaluations): idle steps only
 };
 
 // "decode", "query_prefill", "stateless_prefill", "ingest", "background".

@@ -26,7 +26,7 @@ struct PendingAppend {
     std::uint64_t version = 0;  // the session version once it is fully in the KV cache
     int n_done = 0;             // tokens already in the KV cache
     bool held = false;          // not yet durable: neither it nor anything after it may be ingested
-    std::chrono::steady_clock::time_point accepted{};  // acknowledged: where its ingest lag starts
+    std::chrono::steady_clock::time_point accepted{};  // admitted: where its ingest lag starts
 };
 
 struct Session {

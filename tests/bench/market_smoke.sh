@@ -48,5 +48,11 @@ for (const system of want) {
 if (!report.includes("## Where a question's time goes")) fail("the report has no attribution");
 const kv = summary.runs.find((r) => r.system === "kvstream");
 if (!(kv.ingest_lag_ms_p50 > 0)) fail("kvstream reported no ingest lag");
+// The server's metrics over the phase: kvstream ingested bars in it, and the flash run's work
+// is reported next to what the data offered.
+if (!(kv.metrics_delta?.["kvs_ingest_lag_ms_count"] > 0)) fail("kvstream: no ingest in its metrics over the phase");
+const fl = summary.runs.find((r) => r.system === "kvstream-flash");
+if (!(fl?.metrics_delta?.["kvs_flash_evaluations_total"] >= 0)) fail("kvstream-flash: no flash metrics over the phase");
+if (!report.includes("## Flash work (kvstream-flash, measured phase)")) fail("the report has no flash work section");
 console.log(`smoke: ${rows.length} questions over ${want.length} systems; report in order`);
 JS
