@@ -42,6 +42,11 @@ double TotalMs(const QuerySample& s) {
     return s.answer.total_ms;
 }
 
+// A flash hit's time inside the server; -1 (left out by Values) for every other answer.
+double HitServerMs(const QuerySample& s) {
+    return s.answer.cached ? s.answer.server_ms : -1.0;
+}
+
 double ComputedTokens(const QuerySample& s) {
     return static_cast<double>(s.answer.computed_tokens);
 }
@@ -235,8 +240,7 @@ void Ablation(std::ostream& o, const Input& in) {
             hits += s->answer.cached;
             joins += s->answer.joined;
         }
-        const auto hit_ms = Values(
-            fl, [](const QuerySample& s) { return s.answer.cached ? s.answer.server_ms : -1.0; });
+        const auto hit_ms = Values(fl, HitServerMs);
         o << "| + flash queries: registered questions answered from the cache | " << Ms(fl_p50)
           << " | " << hits << " of " << fl.size() << " cached, " << joins
           << " joined the evaluation running when they came (the others were asked before the "
@@ -415,8 +419,7 @@ void Targets(std::ostream& o, const Input& in) {
         }
     }
     if (!fl.empty()) {
-        const auto server = Values(
-            fl, [](const QuerySample& s) { return s.answer.cached ? s.answer.server_ms : -1.0; });
+        const auto server = Values(fl, HitServerMs);
         const double worst = Quantile(server, 1.0);
         if (server.empty()) {
             o << "| flash hits under 1 ms inside the server | no hit among " << fl.size()

@@ -272,17 +272,9 @@ public:
     }
 
     std::optional<double> OverheadShare() override {
-        HttpClient client("127.0.0.1", port_);
-        auto r = client.Get("/metrics");
-        if (!r.ok() || r->status != 200) {
-            return std::nullopt;
-        }
-        auto value = [&](const std::string& name) {
-            const std::size_t at = r->body.find("\n" + name + " ");
-            return at == std::string::npos ? 0.0 : std::stod(r->body.substr(at + name.size() + 2));
-        };
-        const double step = value("kvs_step_ms_sum");
-        return step > 0 ? std::optional(value("kvs_overhead_ms_sum") / step) : std::nullopt;
+        std::map<std::string, double> m = ScrapeMetrics();
+        const double step = m["kvs_step_ms_sum"];
+        return step > 0 ? std::optional(m["kvs_overhead_ms_sum"] / step) : std::nullopt;
     }
 
     std::map<std::string, double> ScrapeMetrics() override {

@@ -240,6 +240,9 @@ private:
         // Flash: live asks this evaluation answers (they joined it; it runs at query priority).
         std::vector<QueryId> joined;
         Clock::time_point joined_at;  // a live ask: when it joined a running evaluation
+
+        // A flash evaluation no live ask joined: background work, charged to the time cap.
+        bool unawaited_flash() const { return flash != 0 && joined.empty(); }
     };
 
     // A registered question, engine side (FlashBoard holds the copy other threads read).

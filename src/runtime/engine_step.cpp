@@ -182,8 +182,8 @@ std::vector<WorkItem> Engine::CollectWork() {
     // Evaluations nobody waits for do not count: they never share a step with live queries.
     int n_decoding = 0;
     for (const auto& [id, job] : queries_) {
-        const bool background = job.flash != 0 && job.joined.empty();
-        n_decoding += job.run && !background && !job.run->prefilling() && !job.run->done() ? 1 : 0;
+        n_decoding +=
+            job.run && !job.unawaited_flash() && !job.run->prefilling() && !job.run->done() ? 1 : 0;
     }
     const bool speculate = n_decoding <= options_.draft_max_decoders;
     for (auto& [id, job] : queries_) {
@@ -191,7 +191,7 @@ std::vector<WorkItem> Engine::CollectWork() {
             continue;
         }
         WorkKind kind = WorkKind::kDecode;
-        if (job.flash != 0 && job.joined.empty()) {
+        if (job.unawaited_flash()) {
             // Nobody waits for it: idle steps only (kBackground). Data that waits for it to
             // finish (PreemptFlash) moves it like ingest, within the step targets; asks that
             // joined it give it query priority.
@@ -255,7 +255,7 @@ void Engine::BuildBatch(const StepPlan& plan, StepReport& report) {
         QueryJob& job = queries_.at(c.id);
         const int n = job.run->Schedule(batch_, c.n_tokens);
         batch_queries_.push_back(c.id);
-        if (job.flash != 0 && job.joined.empty()) {  // the time cap's, at any priority
+        if (job.unawaited_flash()) {  // the time cap's, at any priority
             report.n_flash_tokens += n;
         } else if (c.kind == WorkKind::kStatelessPrefill) {
             report.n_stateless_tokens += n;
