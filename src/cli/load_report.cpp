@@ -171,7 +171,7 @@ void PrintBudget(const Report& r) {
         static_cast<long long>(k.bytes_per_cell), k.n_layer, k.n_head_kv, k.head_dim);
     std::printf(
         "resident = floor(budget_cells / round_up(ctx, 256)) - %d reserved sequences "
-        "(n_scratch + n_template_slots), at most %d - %d\n",
+        "(n_scratch + flash_max_running + n_template_slots), at most %d - %d\n",
         n_res, kMaxSeqs, n_res);
     std::printf("%12s %9s %12s %12s\n", "budget cells", "KV GiB", "ctx 1024", "ctx 4096");
     for (std::int64_t cells : kBudgetCells) {

@@ -62,16 +62,16 @@ struct FlashResult {
 // (end of generation) included.
 double TopTwoLogitGap(std::span<const float> logits);
 
-// New data was accepted while an evaluation runs on the same session (the data waits: the
-// evaluation holds the session's sequence). Returns true to finish the evaluation, false to drop
-// it (roll it back; the question is evaluated again at the new version).
+// New data was accepted while an evaluation runs (on its copy of the session, so the data does
+// not wait for it). Returns true to finish the evaluation, false to drop it (free its copy; the
+// question is evaluated again at the new version).
 //
-// Dropping costs nothing more and frees the session for its data at once, and a finished answer
-// would be stale on arrival, so dropping is the default. Finishing is cheaper when the
-// evaluation is decoding and at most kFinishWithinTokens from its max_tokens limit (the data
-// waits at most that many steps, and the answer is still valid for its version and for clients
-// that accept stale answers), and necessary after kMaxConsecutiveDrops drops of the same
-// question in a row: otherwise a stream faster than one evaluation would never get an answer.
+// A finished answer would be stale on arrival, and the engine time it still needs is better spent
+// on the new version, so dropping is the default. Finishing is cheaper when the evaluation is
+// decoding and at most kFinishWithinTokens from its max_tokens limit (the answer is still valid
+// for its version and for clients that accept stale answers), and necessary after
+// kMaxConsecutiveDrops drops of the same question in a row: otherwise a stream faster than one
+// evaluation would never get an answer.
 inline constexpr int kFinishWithinTokens = 4;
 inline constexpr int kMaxConsecutiveDrops = 2;
 

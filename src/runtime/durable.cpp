@@ -232,10 +232,10 @@ void Runtime::SnapshotSessions(State& s, bool all) {
         }
         // Within the snapshot budget: while serving, a state that does not fit now waits for a
         // later check; at shutdown it waits for the writer (alone if it exceeds the budget).
-        auto capture = s.engine->Capture(id, /*cancel_flash=*/all, s.snapshots->room());
+        auto capture = s.engine->Capture(id, s.snapshots->room());
         if (!capture && all) {
             s.snapshots->Flush();
-            capture = s.engine->Capture(id, true);
+            capture = s.engine->Capture(id);
         }
         if (!capture) {
             continue;  // busy now, or no room; the next check tries again

@@ -24,7 +24,10 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
     if (o.n_template_slots < 0 || o.n_template_slots > 16) {
         return InvalidArgument("n_template_slots must be 0..16");
     }
-    const int n_extra = o.n_scratch + o.n_template_slots;
+    if (o.flash_max_running < 0 || o.flash_max_running > 64) {
+        return InvalidArgument("flash_max_running must be 0..64");
+    }
+    const int n_extra = o.n_scratch + o.flash_max_running + o.n_template_slots;
     int n_slots = o.n_sessions;
     if (o.kv_budget_cells > 0) {
         const std::int64_t slot =
@@ -32,11 +35,13 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
         n_slots = static_cast<int>(o.kv_budget_cells / slot) - n_extra;
         if (n_slots < 1) {
             return InvalidArgument("kv_budget_cells holds no session slot next to the " +
-                                   std::to_string(n_extra) + " scratch and template sequences");
+                                   std::to_string(n_extra) +
+                                   " scratch, flash copy and template sequences");
         }
     }
     if (n_slots < 1 || n_slots + n_extra > 256) {
-        return InvalidArgument("session slots + scratch + template sequences must be at most 256");
+        return InvalidArgument(
+            "session slots + scratch + flash copy + template sequences must be at most 256");
     }
     if (o.prefill_chunk_tokens < 0 || o.prefill_chunk_tokens > o.n_batch) {
         return InvalidArgument("prefill_chunk_tokens must be 0..n_batch");
@@ -44,8 +49,8 @@ Result<ContextOptions> PlanContext(const EngineOptions& o) {
     if (o.max_sessions < 1) {
         return InvalidArgument("max_sessions must be >= 1");
     }
-    if (o.max_flash_per_session < 0 || o.flash_max_running < 0) {
-        return InvalidArgument("max_flash_per_session and flash_max_running must be >= 0");
+    if (o.max_flash_per_session < 0) {
+        return InvalidArgument("max_flash_per_session must be >= 0");
     }
     if (o.step_target == StepTarget::kFixed && !(o.target_step_ms > 0.0)) {
         return InvalidArgument("a fixed step target needs target_step_ms > 0");
@@ -105,12 +110,16 @@ Engine::Engine(EngineOptions options,
       model_(std::move(model)),
       context_(std::move(context)),
       park_(std::move(park)),
-      slots_(0, context_->n_seq_max() - options_.n_scratch - options_.n_template_slots),
+      slots_(0,
+             context_->n_seq_max() - options_.n_scratch - options_.flash_max_running -
+                 options_.n_template_slots),
       scratch_(slots_.n_slots(), options_.n_scratch),
+      copies_(slots_.n_slots() + options_.n_scratch, options_.flash_max_running),
       batch_(context_->n_batch()),
       flash_budget_(options_.flash_max_share),
       templates_(*context_,
-                 SlotPool(slots_.n_slots() + options_.n_scratch, options_.n_template_slots),
+                 SlotPool(slots_.n_slots() + options_.n_scratch + options_.flash_max_running,
+                          options_.n_template_slots),
                  options_.min_template_tokens,
                  metrics_) {
     if (options_.prefill_chunk_tokens == 0) {

@@ -157,11 +157,9 @@ public:
 
     // The session's tokens and state now, when it is resident, holds no running query or flash
     // evaluation and no half-ingested append, and the copy (state + 4 bytes a token) fits in
-    // `max_bytes`; else nothing. `cancel_flash`: a running flash evaluation is rolled back first
-    // (shutdown). The snapshot version is not changed: ConfirmSnapshot does that once written.
-    std::optional<SessionCapture> Capture(SessionId id,
-                                          bool cancel_flash = false,
-                                          std::size_t max_bytes = SIZE_MAX);
+    // `max_bytes`; else nothing (a flash evaluation runs on a copy and does not hold it). The
+    // snapshot version is not changed: ConfirmSnapshot does that once written.
+    std::optional<SessionCapture> Capture(SessionId id, std::size_t max_bytes = SIZE_MAX);
 
     // A snapshot of `version` is on disk: the session's snapshot version becomes at least that.
     // No-op for a closed session.
@@ -230,13 +228,14 @@ private:
         QueryOptions options;
         Tokens prompt;  // question tokens (stateful) or context + question (stateless)
         std::optional<QueryRun> run;
-        SeqId scratch = -1;
+        SeqId scratch = -1;  // stateless: a scratch sequence; flash: the copy it runs on
         std::uint64_t arrival = 0;
-        std::uint64_t target_version = 0;  // stateful: the session's accepted version at submit
+        // Stateful: the session's accepted version at submit; flash: the version it answers.
+        std::uint64_t target_version = 0;
         Clock::time_point submitted;
         Clock::time_point started;
         FlashId flash = 0;              // a flash evaluation of this question (no caller waits)
-        bool finish_overtaken = false;  // flash: new data arrived and it was kept to finish
+        bool finish_overtaken = false;  // flash: newer data came and it was kept to finish
         // Flash: live asks this evaluation answers (they joined it; it runs at query priority).
         std::vector<QueryId> joined;
         Clock::time_point joined_at;  // a live ask: when it joined a running evaluation
@@ -319,10 +318,11 @@ private:
     void PreemptFlash();
     void StartFlash();
     void StartFlashJob(Session& s, FlashQuestion& q);
-    bool FlashHolds(const Session& s) const;  // a flash evaluation holds the sequence
-    // ... and live asks joined it: the session is as busy as with a live query (never parked).
+    // An evaluation of the session that live asks joined: the session is as busy as with a
+    // live query (never parked: parking cancels its evaluations).
     bool FlashAwaited(const Session& s) const;
     void CancelFlash(QueryJob& job);  // rolls back and forgets the job; the question stays stale
+    void CancelSessionFlash(SessionId id);  // every evaluation running on a copy of `id`
     void FinishFlash(QueryJob& job, const Answer& answer);
     // Waiting asks that `eval` answers (the same question and settings, a version it computes)
     // stop waiting and join it; true when it has joined asks.
@@ -332,14 +332,17 @@ private:
     // A live answer to a registered question at a version its result is older than becomes the
     // result (no evaluation computes that version again).
     void KeepLiveResult(const QueryJob& job, const Answer& answer);
-    void RecordFlashResult(const Session& s, FlashQuestion& q, const Answer& answer);
+    void RecordFlashResult(const Session& s,
+                           FlashQuestion& q,
+                           const Answer& answer,
+                           std::uint64_t version);
     static double MsBetween(Clock::time_point from, Clock::time_point to);
     // QueryTimings::wait_ms: the ask's arrival (QueryOptions::received) to its submission.
     static double WaitMs(const QueryJob& job);
     void OnAccepted(Session& s);  // an append was accepted: questions become stale
-    // The question an evaluation on `s` would start with: its most stale one that fits, when the
-    // session is resident, idle, fully ingested and no query waits for it; else null.
-    const FlashQuestion* NextFlash(const Session& s) const;
+    // The questions of `s` an evaluation could start with now: stale, not evaluating, and
+    // fitting, when the session is resident, idle, fully ingested and no query waits for it.
+    std::vector<const FlashQuestion*> ReadyFlash(const Session& s) const;
     bool FlashCanStart() const;
     void RecordFlashGauges();
 
@@ -365,6 +368,7 @@ private:
     std::unique_ptr<ParkStore> park_;
     SlotPool slots_;
     SlotPool scratch_;
+    SlotPool copies_;  // flash evaluations' copies of their sessions' sequences
     std::map<SessionId, Session> sessions_;
     std::map<QueryId, QueryJob> queries_;  // queued and running
     std::deque<QueryId> waiting_;          // queued, not yet started, in arrival order

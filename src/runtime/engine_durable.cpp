@@ -106,13 +106,8 @@ Status Engine::LoadSavedState(Session& s) {
     return context_->RestoreSequence(s.seq, snap->state);
 }
 
-std::optional<SessionCapture> Engine::Capture(SessionId id,
-                                              bool cancel_flash,
-                                              std::size_t max_bytes) {
-    Session* s = FindSession(id);
-    if (s != nullptr && cancel_flash && FlashHolds(*s)) {
-        CancelFlash(queries_.at(s->running_query));
-    }
+std::optional<SessionCapture> Engine::Capture(SessionId id, std::size_t max_bytes) {
+    const Session* s = FindSession(id);
     if (s == nullptr || !s->resident() || s->busy() || !s->at_boundary()) {
         return std::nullopt;
     }

@@ -2,13 +2,19 @@
 // background work of the step plan, yielding to live queries and new data, and publishing
 // results to the board (for cached answers) and as events (for subscribers).
 //
-// An evaluation is a QueryJob with `flash` set. It runs on the session's own sequence, after
-// the session's tokens, exactly like a live query, and is rolled back afterwards, so its answer
-// is the answer a live query computes at the same version. It starts only on a resident session
-// with no queued data and no waiting query, and only while the time budget allows; in the plan it
-// is kBackground work: it runs only in steps without live queries, in the room ingest leaves.
-// Data that waits for it to finish moves it like ingest; an ask that joins it gives it query
-// priority.
+// An evaluation is a QueryJob with `flash` set. It runs on a copy of the session's sequence
+// (llama_memory_seq_cp into one of the `flash_max_running` copy sequences; in split mode a copy
+// of the stream, done by the next decode before it computes anything), after the session's
+// tokens, exactly like a live query at that version, so its answer is the answer a live query
+// computes at the same version. The session itself stays free: its data is ingested and its live
+// queries run while the evaluation runs, and nothing waits for it. It starts only on a resident,
+// idle session with no queued data and no waiting query, only while the time budget allows and a
+// copy sequence is free; in the plan it is kBackground work: it runs only in steps without live
+// queries, in the room ingest leaves. An ask that joins it gives it query priority.
+//
+// The copy's K/V rows move at the next llama_decode, so the source's rows must not be rewritten
+// by anything but a decode until then: parking (the only path that hands a slot to another
+// session's saved state) cancels the session's evaluations first.
 
 #include "runtime/engine.h"
 
@@ -113,17 +119,26 @@ bool Engine::IsStale(const Session& s, const FlashQuestion& q) const {
     return !q.has_result || q.version < s.accepted_version;
 }
 
-bool Engine::FlashHolds(const Session& s) const {
-    return s.busy() && queries_.at(s.running_query).flash != 0;
-}
-
 bool Engine::FlashAwaited(const Session& s) const {
-    if (!FlashHolds(s)) {
+    auto it = flash_.find(s.id);
+    if (it == flash_.end()) {
         return false;
     }
-    const std::vector<QueryId>& joined = queries_.at(s.running_query).joined;
-    return std::any_of(joined.begin(), joined.end(),
-                       [this](QueryId id) { return queries_.contains(id); });
+    return std::any_of(it->second.begin(), it->second.end(), [this](const FlashQuestion& q) {
+        return q.running != 0 && !queries_.at(q.running).joined.empty();
+    });
+}
+
+void Engine::CancelSessionFlash(SessionId id) {
+    auto it = flash_.find(id);
+    if (it == flash_.end()) {
+        return;
+    }
+    for (FlashQuestion& q : it->second) {
+        if (q.running != 0) {
+            CancelFlash(queries_.at(q.running));
+        }
+    }
 }
 
 void Engine::OnAccepted(Session& s) {
@@ -149,20 +164,15 @@ void Engine::PreemptFlash() {
     for (QueryId id : running) {
         QueryJob& job = queries_.at(id);
         const Session& s = sessions_.at(job.session);
-        // An ask this evaluation answers joins it; it then finishes at query priority, and
-        // other asks on the session wait for it (it holds the sequence for a few steps).
+        // An ask this evaluation answers joins it; it then finishes at query priority. Other
+        // live queries do not wait for it: it runs on a copy, and only in steps without them.
         if (JoinFlash(job)) {
             continue;
         }
-        if (QueryWaitsFor(s.id)) {  // a live query goes first: at most the step in flight late
-            step_metrics_.flash_preempted.Add();
-            CancelFlash(job);
+        if (s.accepted_version <= job.target_version || job.finish_overtaken) {
             continue;
         }
-        if (s.pending.empty() || job.finish_overtaken) {
-            continue;
-        }
-        // New data was accepted: drop or finish, whichever is cheaper (query/flash.h).
+        // Newer data was accepted: drop or finish, whichever is cheaper (query/flash.h).
         FlashQuestion& q = *FindFlash(s.id, job.flash);
         if (FinishOvertakenEvaluation(job.run->prefilling(), job.run->n_answer_tokens(),
                                       job.options.max_tokens, q.n_drops)) {
@@ -176,28 +186,29 @@ void Engine::PreemptFlash() {
     }
 }
 
-const Engine::FlashQuestion* Engine::NextFlash(const Session& s) const {
+std::vector<const Engine::FlashQuestion*> Engine::ReadyFlash(const Session& s) const {
+    std::vector<const FlashQuestion*> ready;
     auto it = flash_.find(s.id);
+    // A live query's tokens on the sequence would be copied too: the session must be idle.
     if (it == flash_.end() || !s.resident() || s.busy() || !s.pending.empty() ||
         QueryWaitsFor(s.id)) {
-        return nullptr;
+        return ready;
     }
-    const FlashQuestion* best = nullptr;
     for (const FlashQuestion& q : it->second) {
         const bool fits = static_cast<int>(q.prompt.size()) + q.options.max_tokens <= s.room();
-        if (IsStale(s, q) && fits && (best == nullptr || q.stale_since < best->stale_since)) {
-            best = &q;
+        if (q.running == 0 && IsStale(s, q) && fits) {
+            ready.push_back(&q);
         }
     }
-    return best;
+    return ready;
 }
 
 bool Engine::FlashCanStart() const {
-    if (n_flash_running_ >= options_.flash_max_running) {
+    if (n_flash_running_ >= options_.flash_max_running || !copies_.CanAcquire()) {
         return false;
     }
     return std::any_of(flash_.begin(), flash_.end(), [this](const auto& kv) {
-        return NextFlash(sessions_.at(kv.first)) != nullptr;
+        return !ReadyFlash(sessions_.at(kv.first)).empty();
     });
 }
 
@@ -205,10 +216,11 @@ void Engine::StartFlash() {
     const auto now = Clock::now();
     flash_budget_.Refill(std::chrono::duration<double, std::milli>(now - budget_refilled_).count());
     budget_refilled_ = now;
-    // One candidate per idle session: its most stale question that fits.
+    // Every question that could start: a session's questions start together when copies are
+    // free, so they evaluate in the same steps (and with other sessions' evaluations).
     std::vector<std::tuple<Clock::time_point, FlashId, SessionId>> candidates;
     for (const auto& [id, list] : flash_) {
-        if (const FlashQuestion* q = NextFlash(sessions_.at(id))) {
+        for (const FlashQuestion* q : ReadyFlash(sessions_.at(id))) {
             candidates.emplace_back(q->stale_since, q->id, id);
         }
     }
@@ -222,7 +234,7 @@ void Engine::StartFlash() {
     // When the cap bites, the most stale questions go first.
     std::sort(candidates.begin(), candidates.end());
     for (const auto& [since, flash, session] : candidates) {
-        if (n_flash_running_ >= options_.flash_max_running) {
+        if (n_flash_running_ >= options_.flash_max_running || !copies_.CanAcquire()) {
             break;
         }
         StartFlashJob(sessions_.at(session), *FindFlash(session, flash));
@@ -238,9 +250,16 @@ void Engine::StartFlashJob(Session& s, FlashQuestion& q) {
     job.flash = q.id;
     job.arrival = ++tick_;
     job.submitted = job.started = Clock::now();
-    job.run.emplace(s.seq, s.n_tokens(), job.prompt, job.options);
+    // Its own copy of the session at this version (not last_used: background work does not
+    // keep a session hot).
+    const std::optional<SeqId> copy = copies_.Acquire();
+    KV_CHECK(copy.has_value(), "a flash evaluation started without a free copy sequence");
+    context_->ClearSequence(*copy);
+    context_->CopySequence(s.seq, *copy);
+    job.scratch = *copy;
+    job.target_version = s.version;
+    job.run.emplace(*copy, s.n_tokens(), job.prompt, job.options);
     job.run->EnableDrafting(options_.draft, s.tokens);
-    s.running_query = job.id;  // not last_used: background work does not keep a session hot
     q.running = job.id;
     ++n_flash_running_;
     queries_.emplace(job.id, std::move(job));
@@ -260,15 +279,20 @@ void Engine::FinishFlash(QueryJob& job, const Answer& answer) {
     const Session& s = sessions_.at(job.session);
     FlashQuestion& q = *FindFlash(job.session, job.flash);
     q.n_drops = 0;
-    RecordFlashResult(s, q, answer);  // at s.version: no data entered while it held the sequence
+    RecordFlashResult(s, q, answer, job.target_version);  // the version its copy held
     AnswerJoined(job, answer);
     step_metrics_.flash_evaluations.Add();
     step_metrics_.flash_eval_ms.Observe(answer.timings.total_ms);
-    CancelFlash(job);  // rolls the sequence back and forgets the job
+    CancelFlash(job);  // frees the copy and forgets the job
 }
 
-void Engine::RecordFlashResult(const Session& s, FlashQuestion& q, const Answer& answer) {
-    const std::uint64_t version = s.version;
+void Engine::RecordFlashResult(const Session& s,
+                               FlashQuestion& q,
+                               const Answer& answer,
+                               std::uint64_t version) {
+    if (q.has_result && q.version > version) {
+        return;  // a live answer at a newer version came first (KeepLiveResult)
+    }
     const bool changed = !q.has_result || answer.text != q.answer;
     q.has_result = true;
     q.version = version;
@@ -297,10 +321,10 @@ bool Engine::JoinFlash(QueryJob& eval) {
     // 0. Asks that joined earlier and were cancelled by their clients no longer hold it.
     std::erase_if(eval.joined, [this](QueryId id) { return !queries_.contains(id); });
     // 1. Asks of this session for this question that the evaluation's version satisfies
-    // (the evaluation answers s.version: data waits while it holds the sequence).
+    // (it answers the version its copy was taken at).
     for (auto it = waiting_.begin(); it != waiting_.end();) {
         QueryJob& ask = queries_.at(*it);
-        if (ask.session != s.id || ask.target_version > s.version ||
+        if (ask.session != s.id || ask.target_version > eval.target_version ||
             !QueryMatchesFlash(ask.options, q.options)) {
             ++it;
             continue;
@@ -329,7 +353,7 @@ void Engine::AnswerJoined(QueryJob& eval, const Answer& answer) {
         Answer a = answer;
         a.joined = true;
         a.flash_id = eval.flash;
-        a.version = sessions_.at(eval.session).version;
+        a.version = eval.target_version;
         // Its time, from joining: the evaluation's prefill still to come, then its decoding.
         QueryTimings& t = a.timings;
         t.wait_ms = WaitMs(ask);
@@ -371,7 +395,7 @@ void Engine::KeepLiveResult(const QueryJob& job, const Answer& answer) {
         // The same prompt tokens and settings: exactly what an evaluation would compute.
         if (q.prompt == job.prompt && QueryMatchesFlash(job.options, q.options) &&
             (!q.has_result || q.version < s.version)) {
-            RecordFlashResult(s, q, answer);
+            RecordFlashResult(s, q, answer, s.version);
             step_metrics_.flash_live_results.Add();
             return;
         }

@@ -18,8 +18,8 @@ StepReport Engine::Step() {
     const auto started = Clock::now();
     StepReport report;
     ++tick_;
-    // 1. Residency and admission: live queries first (they preempt flash evaluations on their
-    // session), then flash evaluations on sessions with nothing else to do.
+    // 1. Residency and admission: live queries first (asks join the evaluations that answer
+    // them), then flash evaluations on copies of sessions with nothing else to do.
     DropCancelled();
     RestoreWaiting();
     PreemptFlash();
@@ -192,10 +192,9 @@ std::vector<WorkItem> Engine::CollectWork() {
         }
         WorkKind kind = WorkKind::kDecode;
         if (job.unawaited_flash()) {
-            // Nobody waits for it: idle steps only (kBackground). Data that waits for it to
-            // finish (PreemptFlash) moves it like ingest, within the step targets; asks that
-            // joined it give it query priority.
-            kind = job.finish_overtaken ? WorkKind::kIngest : WorkKind::kBackground;
+            // Nobody waits for it (it runs on a copy: not even its session's data): idle steps
+            // only. Asks that joined it give it query priority.
+            kind = WorkKind::kBackground;
         } else if (job.run->prefilling()) {
             kind = job.session == 0 ? WorkKind::kStatelessPrefill : WorkKind::kQueryPrefill;
         }
@@ -381,9 +380,9 @@ void Engine::ReleaseQuery(QueryJob& job) {
     if (!job.run) {
         return;
     }
-    if (job.session == 0) {
+    if (job.scratch >= 0) {  // stateless, or a flash evaluation's copy
         context_->ClearSequence(job.scratch);
-        scratch_.Release(job.scratch);
+        (job.session == 0 ? scratch_ : copies_).Release(job.scratch);
     } else {
         Session& s = sessions_.at(job.session);
         const bool ok = context_->RemoveTokens(s.seq, job.run->start_pos(), -1);

@@ -62,8 +62,10 @@ struct EngineOptions {
     std::string park_dir;  // spill folder past park_host_bytes; empty: none
     // Flash queries (query/flash.h).
     int max_flash_per_session = 32;  // registered questions per session
-    int flash_max_running = 8;       // evaluations running at once (one per session at most)
-    double flash_max_share = 0.5;    // most engine (wall-clock) time for flash work, (0, 1]
+    // Evaluations running at once. Each runs on its own copy of its session's sequence, so this
+    // many sequences (n_ctx_session cells each) are reserved beside the session slots.
+    int flash_max_running = 2;
+    double flash_max_share = 0.5;  // most engine (wall-clock) time for flash work, (0, 1]
     // Speculative decoding by prompt lookup (query/draft.h) for queries and flash evaluations,
     // while at most draft_max_decoders sequences decode at once. draft.max_draft 0: off.
     DraftOptions draft{};

@@ -102,9 +102,7 @@ Status Engine::Reprefill(Session& s) {
 }
 
 Status Engine::ParkSession(Session& s) {
-    if (FlashHolds(s)) {
-        CancelFlash(queries_.at(s.running_query));
-    }
+    CancelSessionFlash(s.id);  // their copies must not outlive the slot's contents
     KV_CHECK(s.resident() && !s.busy(), "parking a session that is not idle and resident");
     const auto started = Clock::now();
     std::vector<std::uint8_t> blob = context_->SaveSequence(s.seq);
@@ -142,7 +140,7 @@ Session* Engine::PickVictim(const Session* keep, bool idle_only, bool same_tenan
     for (auto& [id, s] : sessions_) {
         // A flash evaluation does not protect its session (parking cancels it) unless live asks
         // joined it.
-        const bool held = s.busy() && (!FlashHolds(s) || FlashAwaited(s));
+        const bool held = s.busy() || FlashAwaited(s);
         if (&s == keep || !s.resident() || held || QueryWaitsFor(id) ||
             (same_tenant && s.tenant != keep->tenant)) {
             continue;
@@ -246,7 +244,7 @@ Status Engine::Park(SessionId id) {
     if (!s->resident()) {
         return Status::Ok();
     }
-    if (s->busy() && (!FlashHolds(*s) || FlashAwaited(*s))) {
+    if (s->busy() || FlashAwaited(*s)) {
         return Status(StatusCode::kResourceExhausted, "the session is answering a query");
     }
     return ParkSession(*s);

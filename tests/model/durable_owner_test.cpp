@@ -304,7 +304,7 @@ TEST_P(DurableOwnerTest, SnapshotMemoryStaysWithinItsBudget) {
         ASSERT_TRUE(e);
         const SessionId id = *e->CreateSession();
         ASSERT_TRUE(e->Append(id, DataText(0)).ok());
-        auto c = e->Capture(id, false);
+        auto c = e->Capture(id);
         ASSERT_TRUE(c);
         state_bytes = c->state.size() + sizeof(Token) * c->tokens.size();
     }

@@ -9,57 +9,10 @@
 #include <memory>
 #include <optional>
 
-#include "model/test_models.h"
+#include "model/flash_fixture.h"
 
 namespace kvs::test {
 namespace {
-
-class Flash : public ::testing::TestWithParam<std::string> {
-protected:
-    EngineOptions Options() const {
-        EngineOptions o = TestOptions(GetParam());
-        o.flash_max_share = 1.0;  // no time cap unless a test sets one
-        return o;
-    }
-
-    // Question i (distinct for every i).
-    static FlashOptions F(int i, int max_tokens = 10) {
-        FlashOptions f;
-        f.question = Question(i) + (i < 4 ? "" : " (" + std::to_string(i) + ")");
-        f.max_tokens = max_tokens;
-        return f;
-    }
-
-    // The live query a cached answer must equal (cached answers refused).
-    static QueryOptions Live(const FlashOptions& f) {
-        QueryOptions q = FlashQuery(f);
-        q.allow_cached = false;
-        q.keep_logits = true;
-        return q;
-    }
-
-    static std::vector<EngineEvent> FlashEvents(Engine& e) {
-        std::vector<EngineEvent> out;
-        for (EngineEvent& ev : e.TakeEvents()) {
-            if (ev.kind == EngineEvent::Kind::kFlash) {
-                out.push_back(std::move(ev));
-            }
-        }
-        return out;
-    }
-
-    // Steps until a flash evaluation is running (at most 1,000 steps).
-    static void StepUntilEvaluating(Engine& e) {
-        for (int i = 0; i < 1000 && e.metrics().GetGauge("kvs_flash_running", "").value() == 0;
-             ++i) {
-            e.Step();
-        }
-    }
-
-    static std::uint64_t CounterValue(Engine& e, const char* name) {
-        return e.metrics().GetCounter(name, "").value();
-    }
-};
 
 // A cached flash answer equals what a live query computes at the same version, token for token,
 // and both equal the stateless oracle; a cached answer costs no engine step.
@@ -324,88 +277,6 @@ TEST_P(Flash, TimeCapHoldsEvaluationsBack) {
     EXPECT_EQ(engine->Info(id)->n_flash_stale, 20 - static_cast<int>(evaluated));
     EXPECT_GE(engine->metrics().GetGauge("kvs_flash_lag_versions", "").value(), 1.0);
     EXPECT_LT(engine->metrics().GetGauge("kvs_flash_budget_credit_ms", "").value(), 0.0);
-}
-
-// Join, never duplicate: an ask that comes while its question's evaluation runs waits for that
-// evaluation (at query priority) and is answered by it; the version is evaluated once, and the
-// answer is what a live query computes at that version.
-TEST_P(Flash, AnAskJoinsTheRunningEvaluation) {
-    EngineOptions o = Options();
-    o.n_sessions = 2;
-    o.n_batch = 5;  // the question's prefill takes two steps: the ask comes during it
-    auto engine = OpenEngine(o);
-    ASSERT_TRUE(engine);
-    auto id = *engine->CreateSession({.prefix = "Notes."});
-    const FlashId f = *engine->AddFlash(id, F(0, 12));
-    ASSERT_TRUE(engine->Append(id, DataText(0)).ok());
-    StepUntilEvaluating(*engine);
-    ASSERT_EQ(engine->metrics().GetGauge("kvs_flash_running", "").value(), 1);
-    auto qid = engine->SubmitQuery(id, FlashQuery(F(0, 12)));
-    ASSERT_TRUE(qid.ok());
-    std::optional<Answer> joined;
-    for (int i = 0; i < 1000 && !joined; ++i) {
-        engine->Step();
-        if (i == 0) {  // joined: the session is as busy as with a live query
-            EXPECT_EQ(engine->Park(id).code(), StatusCode::kResourceExhausted);
-        }
-        for (auto& fin : engine->TakeFinished()) {
-            if (fin.id == *qid) {
-                ASSERT_TRUE(fin.answer.ok()) << fin.answer.status().ToString();
-                joined = *fin.answer;
-            }
-        }
-    }
-    ASSERT_TRUE(joined);
-    EXPECT_TRUE(joined->joined);
-    EXPECT_FALSE(joined->cached);
-    EXPECT_EQ(joined->flash_id, f);
-    EXPECT_EQ(joined->version, 1U);
-    engine->RunUntilIdle();
-    EXPECT_EQ(CounterValue(*engine, "kvs_flash_joins_total"), 1U);
-    EXPECT_EQ(CounterValue(*engine, "kvs_flash_evaluations_total"), 1U) << "computed once";
-    EXPECT_EQ(CounterValue(*engine, "kvs_flash_preempted_total"), 0U);
-    auto live = engine->Query(id, Live(F(0, 12)));
-    ASSERT_TRUE(live.ok());
-    EXPECT_EQ(live->version, joined->version);
-    EXPECT_TRUE(AgreeTokens(joined->tokens, *live, GetParam() + ": joined vs live"));
-}
-
-// An ask that joined and was then cancelled by its client holds the evaluation no longer: a live
-// query for another question preempts it as usual.
-TEST_P(Flash, ACancelledJoinReleasesTheEvaluation) {
-    EngineOptions o = Options();
-    o.n_sessions = 2;
-    o.n_batch = 5;
-    auto engine = OpenEngine(o);
-    ASSERT_TRUE(engine);
-    auto id = *engine->CreateSession({.prefix = "Notes."});
-    ASSERT_TRUE(engine->AddFlash(id, F(0, 32)).ok());
-    ASSERT_TRUE(engine->Append(id, DataText(0)).ok());
-    StepUntilEvaluating(*engine);
-    QueryOptions ask = FlashQuery(F(0, 32));
-    auto cancel = std::make_shared<std::atomic<bool>>(false);
-    ask.cancel = cancel;
-    auto asked = engine->SubmitQuery(id, ask);
-    ASSERT_TRUE(asked.ok());
-    engine->Step();
-    ASSERT_EQ(CounterValue(*engine, "kvs_flash_joins_total"), 1U);
-    cancel->store(true);
-    auto other = engine->SubmitQuery(id, FlashQuery(F(1)));
-    ASSERT_TRUE(other.ok());
-    engine->Step();
-    EXPECT_EQ(CounterValue(*engine, "kvs_flash_preempted_total"), 1U)
-        << "the evaluation no one waits for any more yields to the live query";
-    engine->RunUntilIdle();
-    int answered = 0;
-    for (auto& f : engine->TakeFinished()) {
-        if (f.id == *asked) {
-            EXPECT_EQ(f.answer.status().code(), StatusCode::kAborted);
-        } else if (f.id == *other) {
-            EXPECT_TRUE(f.answer.ok());
-            ++answered;
-        }
-    }
-    EXPECT_EQ(answered, 1);
 }
 
 // A live answer to a registered question becomes its result: that version is not evaluated
