@@ -344,6 +344,10 @@ private:
     // fitting, when the session is resident, idle, fully ingested and no query waits for it.
     std::vector<const FlashQuestion*> ReadyFlash(const Session& s) const;
     bool FlashCanStart() const;
+
+    // Each running evaluation holds one copy sequence.
+    int n_flash_running() const { return copies_.n_slots() - copies_.n_free(); }
+
     void RecordFlashGauges();
 
     // Residency (residency.cpp).
@@ -368,7 +372,7 @@ private:
     std::unique_ptr<ParkStore> park_;
     SlotPool slots_;
     SlotPool scratch_;
-    SlotPool copies_;  // flash evaluations' copies of their sessions' sequences
+    SlotPool copies_;  // flash evaluations' copies of their sessions' sequences, one each
     std::map<SessionId, Session> sessions_;
     std::map<QueryId, QueryJob> queries_;  // queued and running
     std::deque<QueryId> waiting_;          // queued, not yet started, in arrival order
@@ -380,7 +384,6 @@ private:
     Batch batch_;
     std::map<SessionId, std::vector<FlashQuestion>> flash_;  // registered questions by session
     FlashId next_flash_ = 1;
-    int n_flash_running_ = 0;
     FlashBudget flash_budget_;
     Clock::time_point budget_refilled_ = Clock::now();
     FlashBoard board_;

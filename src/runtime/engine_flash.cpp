@@ -124,9 +124,17 @@ bool Engine::FlashAwaited(const Session& s) const {
     if (it == flash_.end()) {
         return false;
     }
-    return std::any_of(it->second.begin(), it->second.end(), [this](const FlashQuestion& q) {
-        return q.running != 0 && !queries_.at(q.running).joined.empty();
-    });
+    for (const FlashQuestion& q : it->second) {
+        if (q.running == 0) {
+            continue;
+        }
+        const std::vector<QueryId>& joined = queries_.at(q.running).joined;
+        if (std::any_of(joined.begin(), joined.end(),
+                        [this](QueryId id) { return queries_.contains(id); })) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void Engine::CancelSessionFlash(SessionId id) {
@@ -204,7 +212,7 @@ std::vector<const Engine::FlashQuestion*> Engine::ReadyFlash(const Session& s) c
 }
 
 bool Engine::FlashCanStart() const {
-    if (n_flash_running_ >= options_.flash_max_running || !copies_.CanAcquire()) {
+    if (!copies_.CanAcquire()) {  // one copy per running evaluation
         return false;
     }
     return std::any_of(flash_.begin(), flash_.end(), [this](const auto& kv) {
@@ -224,7 +232,7 @@ void Engine::StartFlash() {
             candidates.emplace_back(q->stale_since, q->id, id);
         }
     }
-    if (candidates.empty() || n_flash_running_ >= options_.flash_max_running) {
+    if (candidates.empty() || !copies_.CanAcquire()) {
         return;
     }
     if (!flash_budget_.CanStart()) {
@@ -234,7 +242,7 @@ void Engine::StartFlash() {
     // When the cap bites, the most stale questions go first.
     std::sort(candidates.begin(), candidates.end());
     for (const auto& [since, flash, session] : candidates) {
-        if (n_flash_running_ >= options_.flash_max_running || !copies_.CanAcquire()) {
+        if (!copies_.CanAcquire()) {
             break;
         }
         StartFlashJob(sessions_.at(session), *FindFlash(session, flash));
@@ -254,14 +262,12 @@ void Engine::StartFlashJob(Session& s, FlashQuestion& q) {
     // keep a session hot).
     const std::optional<SeqId> copy = copies_.Acquire();
     KV_CHECK(copy.has_value(), "a flash evaluation started without a free copy sequence");
-    context_->ClearSequence(*copy);
     context_->CopySequence(s.seq, *copy);
     job.scratch = *copy;
     job.target_version = s.version;
     job.run.emplace(*copy, s.n_tokens(), job.prompt, job.options);
     job.run->EnableDrafting(options_.draft, s.tokens);
     q.running = job.id;
-    ++n_flash_running_;
     queries_.emplace(job.id, std::move(job));
 }
 
@@ -271,7 +277,6 @@ void Engine::CancelFlash(QueryJob& job) {
     }
     RequeueJoined(job);
     ReleaseQuery(job);
-    --n_flash_running_;
     queries_.erase(job.id);
 }
 
@@ -425,7 +430,7 @@ void Engine::RecordFlashGauges() {
     StepMetrics& m = step_metrics_;
     m.flash_questions.Set(n_questions);
     m.flash_stale.Set(n_stale);
-    m.flash_running.Set(n_flash_running_);
+    m.flash_running.Set(n_flash_running());
     m.flash_lag_versions.Set(static_cast<double>(lag_versions));
     m.flash_lag_ms.Set(lag_ms);
     m.flash_budget_credit_ms.Set(flash_budget_.credit_ms());

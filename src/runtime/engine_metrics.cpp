@@ -126,7 +126,7 @@ void Engine::RecordGauges() {
     m.slots.Set(slots_.n_slots());
     m.queries_waiting.Set(static_cast<double>(waiting_.size()));
     m.queries_running.Set(
-        static_cast<double>(queries_.size() - waiting_.size() - n_flash_running_));
+        static_cast<double>(queries_.size() - waiting_.size() - n_flash_running()));
     m.pending_ingest_tokens.Set(static_cast<double>(n_pending));
     m.ingest_behind_ms.Set(behind_ms);
     m.kv_cells_used.Set(static_cast<double>(n_cells));
